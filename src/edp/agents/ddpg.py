@@ -1,0 +1,354 @@
+"""The DDPG backbone of every pre-training agent (URLB `agent/ddpg.py`, states setting).
+
+A Gaussian actor with fixed noise and a clipped double-Q critic with a Polyak target. The pure
+functions here (`update_critic`, `update_actor`, `soft_update`, `update_backbone`,
+`select_action`) take any reward array, so an intrinsic agent (EDP, ICM, ...) keeps a
+`DDPGState` inside its own state and calls them with its own reward. `DDPGAgent` is the plain
+agent: zero reward in pre-training (a baseline), the batch's extrinsic reward in fine-tuning.
+
+One update iteration runs, as URLB: critic step, actor step on the just-updated critic, then
+the Polyak step of the target critic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from tyro.conf import Suppress
+
+from edp.agents.base import Batch, Metrics
+
+Params = Any  # a Flax parameter tree
+ACTION_EPS = 1e-6  # sampled actions are clamped to [-1 + eps, 1 - eps]
+
+
+@dataclasses.dataclass(frozen=True)
+class DDPGConfig:
+    """DDPG backbone: actor, twin critic, their optimisers and the update cadence."""
+
+    hidden_dim: int = 1024
+    """Width of every hidden layer of the actor and the critic."""
+    lr: float = 1e-4
+    """Adam learning rate of the actor and the critic."""
+    critic_target_tau: float = 0.01
+    """Polyak rate of the target critic, applied after every update iteration."""
+    stddev: float = 0.2
+    """Fixed standard deviation of the actor's truncated-normal action noise."""
+    stddev_clip: float = 0.3
+    """Noise clip of the actions used in the critic target and the actor loss."""
+    batch_size: int = 1024
+    """Transitions per gradient iteration (URLB DDPG states: 1024)."""
+    num_expl_steps: Suppress[int] = 4000
+    """Uniform random actions before this many env steps (runs set it from --seed-frames)."""
+    update_every: int = 1
+    """Env steps between learning calls (pre-training: 1; URLB DDPG fine-tuning: 2)."""
+    learning_starts: Suppress[int] = 4000
+    """No learning call before this many env steps (runs set it from --seed-frames)."""
+    updates_per_step: int = 1
+    """Gradient iterations per learning call, each on a fresh batch."""
+
+    def check(self) -> None:
+        """Raise ValueError naming the first field whose value is impossible."""
+        rules = [
+            ("hidden_dim", self.hidden_dim >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("critic_target_tau", 0 < self.critic_target_tau <= 1, "in (0, 1]"),
+            ("stddev", self.stddev >= 0, ">= 0"),
+            ("stddev_clip", self.stddev_clip >= 0, ">= 0"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("num_expl_steps", self.num_expl_steps >= 0, ">= 0"),
+            ("update_every", self.update_every >= 1, ">= 1"),
+            ("learning_starts", self.learning_starts >= 0, ">= 0"),
+            ("updates_per_step", self.updates_per_step >= 1, ">= 1"),
+        ]
+        for field, ok, valid in rules:
+            if not ok:
+                raise ValueError(f"ddpg {field}={getattr(self, field)!r}: must be {valid}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks
+
+
+def _dense(features: int) -> nn.Dense:
+    """URLB `weight_init`: orthogonal weights with gain 1, zero bias."""
+    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(1.0),
+                    bias_init=nn.initializers.zeros)
+
+
+class Trunk(nn.Module):
+    """Linear -> LayerNorm -> tanh: the first block of the actor and of the critic."""
+
+    hidden_dim: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return jnp.tanh(nn.LayerNorm(epsilon=1e-5)(_dense(self.hidden_dim)(x)))
+
+
+class Head(nn.Module):
+    """Linear -> ReLU -> Linear."""
+
+    hidden_dim: int
+    out_dim: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = nn.relu(_dense(self.hidden_dim)(x))
+        return _dense(self.out_dim)(h)
+
+
+class Actor(nn.Module):
+    """Deterministic mean action mu(s) in (-1, 1)^A; params `trunk` and `policy`."""
+
+    action_dim: int
+    hidden_dim: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        h = Trunk(self.hidden_dim, name="trunk")(obs)
+        return jnp.tanh(Head(self.hidden_dim, self.action_dim, name="policy")(h))
+
+
+class Critic(nn.Module):
+    """Twin Q(s, a) sharing a trunk; params `trunk` (copied at fine-tuning), `q1`, `q2`."""
+
+    hidden_dim: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h = Trunk(self.hidden_dim, name="trunk")(jnp.concatenate([obs, action], axis=-1))
+        q1 = Head(self.hidden_dim, 1, name="q1")(h)
+        q2 = Head(self.hidden_dim, 1, name="q2")(h)
+        return q1[..., 0], q2[..., 0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Policy distribution
+
+
+@jax.custom_jvp
+def clamp_straight_through(x: jax.Array) -> jax.Array:
+    """Clamp to [-1 + eps, 1 - eps] with gradient 1 everywhere (URLB `TruncatedNormal`)."""
+    return jnp.clip(x, -1.0 + ACTION_EPS, 1.0 - ACTION_EPS)
+
+
+@clamp_straight_through.defjvp
+def _clamp_straight_through_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    return clamp_straight_through(x), dx
+
+
+def sample_truncated_normal(key: jax.Array, mu: jax.Array, std: float,
+                            clip: float | None = None) -> jax.Array:
+    """clamp(mu + eps), eps ~ N(0, std^2) clipped to +-clip if given; reparameterised in mu."""
+    eps = std * jax.random.normal(key, mu.shape, mu.dtype)
+    if clip is not None:
+        eps = jnp.clip(eps, -clip, clip)
+    return clamp_straight_through(mu + eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# State and static parts
+
+
+class DDPGState(struct.PyTreeNode):
+    """Everything of the backbone that learns; keys come from the loop."""
+
+    actor: Params
+    critic: Params
+    critic_target: Params
+    actor_opt: optax.OptState
+    critic_opt: optax.OptState
+
+
+@dataclasses.dataclass(frozen=True)
+class DDPGNets:
+    """The static half of the backbone (modules and optimisers), closed over by jitted code."""
+
+    actor: Actor
+    critic: Critic
+    actor_tx: optax.GradientTransformation
+    critic_tx: optax.GradientTransformation
+
+
+def make_nets(cfg: DDPGConfig, action_dim: int) -> DDPGNets:
+    return DDPGNets(
+        actor=Actor(action_dim, cfg.hidden_dim),
+        critic=Critic(cfg.hidden_dim),
+        actor_tx=optax.adam(cfg.lr),
+        critic_tx=optax.adam(cfg.lr),
+    )
+
+
+def init_state(nets: DDPGNets, key: jax.Array, obs_dim: int, action_dim: int) -> DDPGState:
+    """Fresh parameters; the target critic starts equal to the critic (URLB)."""
+    k_actor, k_critic = jax.random.split(key)
+    obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
+    actor = nets.actor.init(k_actor, obs)["params"]
+    critic = nets.critic.init(k_critic, obs, action)["params"]
+    return DDPGState(actor=actor, critic=critic, critic_target=critic,
+                     actor_opt=nets.actor_tx.init(actor), critic_opt=nets.critic_tx.init(critic))
+
+
+def init_from_snapshot(fresh: DDPGState, pretrained: DDPGState) -> DDPGState:
+    """Fine-tuning start (URLB `init_from`): pre-trained actor and critic trunk, everything else
+    fresh; the target critic keeps its fresh init and only meets the copy through Polyak."""
+    _check_same_shapes(fresh.actor, pretrained.actor, "actor")
+    _check_same_shapes(fresh.critic["trunk"], pretrained.critic["trunk"], "critic trunk")
+    critic = {**fresh.critic, "trunk": pretrained.critic["trunk"]}
+    return fresh.replace(actor=pretrained.actor, critic=critic)
+
+
+def _check_same_shapes(fresh: Params, pretrained: Params, what: str) -> None:
+    shapes = lambda tree: jax.tree.map(jnp.shape, tree)
+    if shapes(fresh) != shapes(pretrained):
+        raise ValueError(f"pre-trained {what} shapes {shapes(pretrained)} do not match the "
+                         f"fine-tuning agent's {shapes(fresh)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Acting
+
+
+def select_action(cfg: DDPGConfig, nets: DDPGNets, actor: Params, obs: jax.Array,
+                  key: jax.Array, step: jax.Array | int, eval_mode: bool) -> jax.Array:
+    """Mean in eval mode; else uniform before `num_expl_steps`, then unclipped noisy samples.
+
+    `step` may be traced (no recompilation per step); `eval_mode` must be static.
+    """
+    mu = nets.actor.apply({"params": actor}, obs)
+    if eval_mode:
+        return mu
+    k_uniform, k_noise = jax.random.split(key)
+    uniform = jax.random.uniform(k_uniform, mu.shape, mu.dtype, -1.0, 1.0)
+    noisy = sample_truncated_normal(k_noise, mu, cfg.stddev)
+    return jnp.where(step < cfg.num_expl_steps, uniform, noisy)
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning
+
+
+def critic_target(cfg: DDPGConfig, nets: DDPGNets, state: DDPGState, reward: jax.Array,
+                  discount: jax.Array, next_obs: jax.Array, key: jax.Array) -> jax.Array:
+    """y = r + discount * min(Q1', Q2')(s', a'), a' from the online actor with clipped noise."""
+    mu = nets.actor.apply({"params": state.actor}, next_obs)
+    next_action = sample_truncated_normal(key, mu, cfg.stddev, cfg.stddev_clip)
+    q1, q2 = nets.critic.apply({"params": state.critic_target}, next_obs, next_action)
+    return jax.lax.stop_gradient(reward + discount * jnp.minimum(q1, q2))
+
+
+def update_critic(cfg: DDPGConfig, nets: DDPGNets, state: DDPGState, obs: jax.Array,
+                  action: jax.Array, reward: jax.Array, discount: jax.Array,
+                  next_obs: jax.Array, key: jax.Array) -> tuple[DDPGState, Metrics]:
+    """One Adam step on MSE(Q1, y) + MSE(Q2, y); `reward` is any (B,) array (ext. or intr.)."""
+    if reward.shape != discount.shape:
+        raise ValueError(f"reward shape {reward.shape} must equal discount shape "
+                         f"{discount.shape} (one value per transition)")
+    y = critic_target(cfg, nets, state, reward, discount, next_obs, key)
+
+    def loss_fn(critic):
+        q1, q2 = nets.critic.apply({"params": critic}, obs, action)
+        loss = jnp.mean((q1 - y) ** 2) + jnp.mean((q2 - y) ** 2)
+        return loss, (q1, q2)
+
+    (loss, (q1, q2)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.critic)
+    updates, critic_opt = nets.critic_tx.update(grads, state.critic_opt, state.critic)
+    state = state.replace(critic=optax.apply_updates(state.critic, updates),
+                          critic_opt=critic_opt)
+    metrics = {"critic_loss": loss, "critic_q1": q1.mean(), "critic_q2": q2.mean(),
+               "critic_target_q": y.mean(), "batch_reward": reward.mean()}
+    return state, metrics
+
+
+def update_actor(cfg: DDPGConfig, nets: DDPGNets, state: DDPGState, obs: jax.Array,
+                 key: jax.Array) -> tuple[DDPGState, Metrics]:
+    """One Adam step on -mean(min(Q1, Q2)(s, a)), a reparameterised with clipped noise."""
+    def loss_fn(actor):
+        mu = nets.actor.apply({"params": actor}, obs)
+        action = sample_truncated_normal(key, mu, cfg.stddev, cfg.stddev_clip)
+        q1, q2 = nets.critic.apply({"params": state.critic}, obs, action)
+        return -jnp.mean(jnp.minimum(q1, q2))
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.actor)
+    updates, actor_opt = nets.actor_tx.update(grads, state.actor_opt, state.actor)
+    state = state.replace(actor=optax.apply_updates(state.actor, updates), actor_opt=actor_opt)
+    return state, {"actor_loss": loss}
+
+
+def soft_update(cfg: DDPGConfig, state: DDPGState) -> DDPGState:
+    """Polyak: target <- tau * critic + (1 - tau) * target."""
+    target = optax.incremental_update(state.critic, state.critic_target, cfg.critic_target_tau)
+    return state.replace(critic_target=target)
+
+
+def update_backbone(cfg: DDPGConfig, nets: DDPGNets, state: DDPGState, batch: Batch,
+                    reward: jax.Array, key: jax.Array) -> tuple[DDPGState, Metrics]:
+    """One URLB iteration on one batch slice: critic, actor, target; `reward` replaces
+    `batch["reward"]` (intrinsic agents pass theirs, fine-tuning the extrinsic one)."""
+    k_critic, k_actor = jax.random.split(key)
+    state, critic_metrics = update_critic(
+        cfg, nets, state, batch["observation"], batch["action"], reward, batch["discount"],
+        batch["next_observation"], k_critic)
+    state, actor_metrics = update_actor(cfg, nets, state, batch["observation"], k_actor)
+    return soft_update(cfg, state), {**critic_metrics, **actor_metrics}
+
+
+def scan_iterations(step_fn: Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]],
+                    state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
+    """Run `step_fn(state, batch_slice, key)` once per slice of the leading `iters` axis in
+    one compiled loop; metrics are averaged over the iterations."""
+    iters = jax.tree.leaves(batch)[0].shape[0]
+    keys = jax.random.split(key, iters)
+    state, metrics = jax.lax.scan(lambda s, xs: step_fn(s, *xs), state, (batch, keys))
+    return state, jax.tree.map(jnp.mean, metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# The agent
+
+
+class DDPGAgent:
+    """Plain DDPG: reward zero when `intrinsic` (the no-intrinsic-reward pre-training
+    baseline), the batch's extrinsic reward otherwise (fine-tuning)."""
+
+    def __init__(self, cfg: DDPGConfig, obs_dim: int, action_dim: int, name: str = "ddpg",
+                 intrinsic: bool = True):
+        cfg.check()
+        self.cfg, self.name, self.intrinsic = cfg, name, intrinsic
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.batch_size = cfg.batch_size
+        self.updates_per_step = cfg.updates_per_step
+        self.update_every = cfg.update_every
+        self.learning_starts = cfg.learning_starts
+        self.nets = make_nets(cfg, action_dim)
+        self._act = jax.jit(functools.partial(select_action, cfg, self.nets),
+                            static_argnames="eval_mode")
+        self._update = jax.jit(functools.partial(scan_iterations, self._update_once))
+
+    def init(self, key: jax.Array) -> DDPGState:
+        return init_state(self.nets, key, self.obs_dim, self.action_dim)
+
+    def act(self, state: DDPGState, observation: jax.Array, key: jax.Array, step: int,
+            eval_mode: bool) -> jax.Array:
+        # One dtype for every caller (Python int, np.int64, ...): one compiled program.
+        return self._act(state.actor, observation, key, np.int32(step), eval_mode=eval_mode)
+
+    def update(self, state: DDPGState, batch: Batch, key: jax.Array
+               ) -> tuple[DDPGState, Metrics]:
+        return self._update(state, batch, key)
+
+    def _update_once(self, state: DDPGState, batch: Batch, key: jax.Array
+                     ) -> tuple[DDPGState, Metrics]:
+        reward = jnp.zeros_like(batch["discount"]) if self.intrinsic else batch["reward"]
+        return update_backbone(self.cfg, self.nets, state, batch, reward, key)
