@@ -1,0 +1,1 @@
+"""Pre-training agents: one file per agent; `edp.agents.registry` maps names to them."""

@@ -1,0 +1,140 @@
+"""EDP reward-free pre-training (spec/method.md section 5).
+
+Each learning call runs `updates_per_step` iterations, each on a fresh batch (lax.scan):
+  1. one denoising (BC) step of the diffusion policy s_theta(a_t, t | s) on the batch's (s, a);
+  2. one denoising step of the state model s_phi(x_t, t) on the batch's states s;
+  3. intrinsic reward of s: the K-draw Monte-Carlo denoising loss under the just-updated state
+     model (train mode, dropout on, as the reference), divided by the running std;
+  4. the DDPG critic and actor steps with that reward, then the Polyak step.
+High denoising loss means the state model fits s poorly, i.e. s is rarely visited: the reward
+pulls the Gaussian behaviour policy toward the frontier of the replay buffer. The diffusion
+policy never acts here; it is the expressive policy handed to diffusion fine-tuning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from edp import diffusion
+from edp.agents import ddpg
+from edp.agents.base import Batch, Metrics
+from edp.networks import ActionScoreNet, StateScoreNet
+from edp.rms import RunningMoments
+from edp.score_models import TrainedNet, dsm_update, example_inputs, score_fn
+
+
+@dataclasses.dataclass(frozen=True)
+class EDPConfig:
+    """EDP's diffusion models and intrinsic reward (the DDPG backbone has its own group)."""
+
+    reward_samples: int = 20
+    """K: Monte-Carlo (t, z) draws per state in the intrinsic reward (maze 20; walker 50)."""
+    score_hidden_dim: int = 256
+    """Width of the residual MLP of both score networks (inner layers are 4x wider)."""
+    score_blocks: int = 3
+    """Residual blocks of both score networks."""
+    score_dropout: float = 0.1
+    """Dropout rate in the residual blocks (active in training and in the reward)."""
+    score_lr: float = 1e-4
+    """Adam learning rate of both score networks."""
+    diffusion_scale: float = 1.0
+    """Multiplier of the normalised intrinsic reward."""
+    train_policy: bool = True
+    """Fit the state-conditioned diffusion policy by behaviour cloning (needed to fine-tune it)."""
+
+    def check(self) -> None:
+        rules = [("reward_samples", self.reward_samples >= 1, ">= 1"),
+                 ("score_hidden_dim", self.score_hidden_dim >= 1, ">= 1"),
+                 ("score_blocks", self.score_blocks >= 0, ">= 0"),
+                 ("score_dropout", 0 <= self.score_dropout < 1, "in [0, 1)"),
+                 ("score_lr", self.score_lr > 0, "> 0"),
+                 ("diffusion_scale", self.diffusion_scale > 0, "> 0")]
+        for field, ok, valid in rules:
+            if not ok:
+                raise ValueError(f"edp {field}={getattr(self, field)!r}: must be {valid}")
+
+
+class EDPState(struct.PyTreeNode):
+    backbone: ddpg.DDPGState
+    state_model: TrainedNet
+    policy: TrainedNet
+    reward_rms: RunningMoments
+
+
+class EDPAgent:
+    name = "edp"
+
+    def __init__(self, cfg: EDPConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
+        cfg.check()
+        backbone.check()
+        self.cfg, self.backbone_cfg = cfg, backbone
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.batch_size = backbone.batch_size
+        self.updates_per_step = backbone.updates_per_step
+        self.update_every = backbone.update_every
+        self.learning_starts = backbone.learning_starts
+        self.nets = ddpg.make_nets(backbone, action_dim)
+        width = dict(hidden_dim=cfg.score_hidden_dim, num_blocks=cfg.score_blocks,
+                     dropout_rate=cfg.score_dropout)
+        self.state_net = StateScoreNet(obs_dim, **width)
+        self.policy_net = ActionScoreNet(action_dim, **width)
+        self.score_tx = optax.adam(cfg.score_lr)
+        self._act = jax.jit(functools.partial(ddpg.select_action, backbone, self.nets),
+                            static_argnames="eval_mode")
+        self._update = jax.jit(functools.partial(ddpg.scan_iterations, self._update_once))
+        self._reward = jax.jit(self.intrinsic_reward)
+
+    def init(self, key: jax.Array) -> EDPState:
+        k_backbone, k_state, k_policy = jax.random.split(key, 3)
+        return EDPState(
+            backbone=ddpg.init_state(self.nets, k_backbone, self.obs_dim, self.action_dim),
+            state_model=TrainedNet.create(self.state_net, self.score_tx, k_state,
+                                          *example_inputs(self.obs_dim)),
+            policy=TrainedNet.create(self.policy_net, self.score_tx, k_policy,
+                                     *example_inputs(self.action_dim, self.obs_dim)),
+            reward_rms=RunningMoments.create())
+
+    def act(self, state: EDPState, observation, key, step, eval_mode: bool):
+        return self._act(state.backbone.actor, observation, key, np.int32(step),
+                         eval_mode=eval_mode)
+
+    def update(self, state: EDPState, batch: Batch, key: jax.Array) -> tuple[EDPState, Metrics]:
+        return self._update(state, batch, key)
+
+    def raw_reward(self, state_model: TrainedNet, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """Mean over K draws of the per-state denoising loss, dropout on (reference)."""
+        k_draw, k_drop = jax.random.split(key)
+        fn = score_fn(self.state_net, state_model.params, state_model.constants, k_drop)
+        return diffusion.dsm_loss_per_sample(fn, obs, k_draw, num_draws=self.cfg.reward_samples)
+
+    def intrinsic_reward(self, state: EDPState, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """Reward of states under the current model and running std (no statistics update)."""
+        raw = self.raw_reward(state.state_model, obs, key)
+        return self.cfg.diffusion_scale * raw / (jnp.sqrt(state.reward_rms.var) + 1e-8)
+
+    def _update_once(self, state: EDPState, batch: Batch, key: jax.Array
+                     ) -> tuple[EDPState, Metrics]:
+        k_policy, k_state, k_reward, k_backbone = jax.random.split(key, 4)
+        obs, action = batch["observation"], batch["action"]
+        metrics = {}
+        policy = state.policy
+        if self.cfg.train_policy:
+            policy, metrics["policy_dsm_loss"] = dsm_update(
+                self.policy_net, self.score_tx, policy, action, obs, k_policy)
+        state_model, metrics["state_dsm_loss"] = dsm_update(
+            self.state_net, self.score_tx, state.state_model, obs, None, k_state)
+        raw = jax.lax.stop_gradient(self.raw_reward(state_model, obs, k_reward))
+        rms = state.reward_rms.update(raw)
+        reward = self.cfg.diffusion_scale * raw / (jnp.sqrt(rms.var) + 1e-8)
+        backbone, backbone_metrics = ddpg.update_backbone(
+            self.backbone_cfg, self.nets, state.backbone, batch, reward, k_backbone)
+        metrics.update(backbone_metrics, intr_reward=reward.mean(), intr_reward_max=reward.max(),
+                       intr_reward_raw=raw.mean(), intr_reward_std=jnp.sqrt(rms.var))
+        return EDPState(backbone, state_model, policy, rms), metrics

@@ -1,0 +1,106 @@
+"""Typed run configurations, named presets, and validation with one-line errors.
+
+A configuration is a frozen dataclass; its field docstrings are the CLI's --help. Presets fill
+in defaults that depend on the environment (maze vs URLB domain) and the size budget:
+`paper` is the reference's hyper-parameters exactly, `fast` is sized for a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from edp.agents.ddpg import DDPGConfig
+from edp.agents.edp import EDPConfig
+
+PRESETS = ("paper", "fast")
+
+
+class ConfigError(ValueError):
+    """An impossible or unknown setting; the message is one line naming the value."""
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Reward-free pre-training of an exploration agent."""
+
+    env: str = "maze/square_tree"
+    """Environment: maze/<name> or urlb/<domain> (e.g. maze/square_a, urlb/walker)."""
+    agent: str = "edp"
+    """Pre-training agent: edp, random or ddpg (no intrinsic reward)."""
+    preset: Literal["paper", "fast"] = "fast"
+    """Hyper-parameter preset: `paper` (reference values) or `fast` (sized for a 2-core CPU)."""
+    frames: int = 100_000
+    """Environment frames to collect (env steps x parallel envs)."""
+    seed: int = 0
+    """Seed of every random number in the run; the same seed reproduces the same metrics."""
+    out: Path = Path("runs")
+    """Run root; the run directory is <out>/<env>/<agent>/<seed>-<id>."""
+    seed_frames: int = 4000
+    """Frames of uniform-random actions before learning starts."""
+    num_envs: int = 1
+    """Parallel environment copies stepped in lock-step."""
+    replay_capacity: int = 1_000_000
+    """Replay buffer capacity in transitions."""
+    nstep: int = 3
+    """n of the n-step returns sampled from the replay buffer."""
+    discount: float = 0.99
+    """Discount factor gamma."""
+    log_every: int = 5000
+    """Frames between metric log lines and progress reports."""
+    checkpoint_every: int = 50_000
+    """Frames between resumable checkpoints (0: only at the end)."""
+    snapshots: tuple[int, ...] = ()
+    """Frames at which to save a snapshot for fine-tuning (the end of the run always is one)."""
+    eval_episodes: int = 5
+    """Episodes of the final evaluation with the deterministic policy (0: none)."""
+    maze_strict: bool = False
+    """Mazes: forbid the reference's corner leaks through walls (default keeps them)."""
+    quiet: bool = False
+    """Do not print progress lines."""
+    ddpg: DDPGConfig = field(default_factory=DDPGConfig)
+    """DDPG backbone of every learning agent (its seed phase follows --seed-frames)."""
+    edp: EDPConfig = field(default_factory=EDPConfig)
+    """EDP: state diffusion model, intrinsic reward, diffusion policy."""
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.env}/{self.agent}"
+
+
+def check_positive(**values: float) -> None:
+    """One-line error for the first non-positive size or rate."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{name.replace('_', '-')}={value} must be > 0")
+
+
+def validate(cfg: PretrainConfig, env_names: tuple[str, ...] | None = None,
+             agent_names: tuple[str, ...] | None = None) -> None:
+    """Reject impossible settings before anything is written."""
+    if agent_names is not None and cfg.agent not in agent_names:
+        raise ConfigError(f"unknown agent '{cfg.agent}'; valid agents: {', '.join(agent_names)}")
+    if cfg.preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{cfg.preset}'; valid presets: {', '.join(PRESETS)}")
+    check_positive(frames=cfg.frames, num_envs=cfg.num_envs, replay_capacity=cfg.replay_capacity,
+                   nstep=cfg.nstep, log_every=cfg.log_every)
+    if not 0 < cfg.discount <= 1:
+        raise ConfigError(f"discount={cfg.discount} must be in (0, 1]")
+    if cfg.seed_frames < 0:
+        raise ConfigError(f"seed-frames={cfg.seed_frames} must be >= 0")
+    if cfg.frames < cfg.seed_frames:
+        raise ConfigError(f"frames={cfg.frames} is less than seed-frames={cfg.seed_frames}")
+    if cfg.checkpoint_every < 0 or cfg.eval_episodes < 0:
+        raise ConfigError("checkpoint-every and eval-episodes must be >= 0")
+    bad = [f for f in cfg.snapshots if not 0 < f <= cfg.frames]
+    if bad:
+        raise ConfigError(f"snapshot frame {bad[0]} is outside (0, frames={cfg.frames}]")
+
+
+def resolve(cfg: PretrainConfig) -> PretrainConfig:
+    """Derived fields made consistent, so config.json records what the run really used."""
+    ddpg = dataclasses.replace(cfg.ddpg, num_expl_steps=cfg.seed_frames,
+                               learning_starts=cfg.seed_frames)
+    return dataclasses.replace(cfg, ddpg=ddpg)

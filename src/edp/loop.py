@@ -1,0 +1,223 @@
+"""The single training loop: collect, update, log, checkpoint, evaluate.
+
+env -> replay -> batch -> agent.update -> metrics -> sinks, and obs -> agent.act -> env.
+Everything with side effects lives here; the agent is a value transformed by pure jitted
+functions. Random keys are folded from the seed and the step number, and checkpoints are taken
+at episode boundaries together with the host RNG states, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from edp import checkpoint
+from edp.agents.base import Agent
+from edp.envs.base import VecEnv
+from edp.replay import ReplayBuffer
+from edp.sinks import Progress, Sinks, to_scalars
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or statistic became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    frames: int
+    seed: int
+    log_every: int
+    checkpoint_every: int
+    snapshots: tuple[int, ...]
+    eval_episodes: int
+    quiet: bool = False
+
+
+@dataclass
+class LoopResult:
+    run_dir: Path
+    frames: int
+    final_eval: dict[str, float]
+    coverage: float | None
+
+
+_fold_in = jax.jit(jax.random.fold_in)  # eager fold_in costs ~0.5 ms of dispatch per call
+
+
+def _checked(update):
+    """Wrap an update so one boolean says whether every metric is finite."""
+
+    def run(state, batch, key):
+        state, metrics = update(state, batch, key)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in metrics.values()])) \
+            if metrics else jnp.array(True)
+        return state, metrics, finite
+
+    return jax.jit(run)
+
+
+class Trainer:
+    """Owns the env, replay, agent state and sinks of one run."""
+
+    def __init__(self, run_dir: Path, env: VecEnv, eval_env: VecEnv, agent: Agent,
+                 replay: ReplayBuffer, settings: LoopSettings, coverage=None):
+        self.run_dir, self.env, self.eval_env, self.agent = run_dir, env, eval_env, agent
+        self.replay, self.settings, self.coverage = replay, settings, coverage
+        root = jax.random.PRNGKey(settings.seed)
+        self.init_key, self.act_key, self.update_key, self.eval_key = jax.random.split(root, 4)
+        self.sample_rng = np.random.default_rng([settings.seed, 1])
+        self.state = agent.init(self.init_key)
+        self.step = 0
+        self.episodes = 0
+        self._update = _checked(agent.update)
+        self._episode_returns: list[float] = []
+
+    # ----------------------------------------------------------------------------- checkpoints
+    def save_checkpoint(self) -> Path:
+        arrays = {"replay": self.replay.state_dict()}
+        if self.coverage is not None:
+            arrays["coverage"] = self.coverage.state_dict()
+        frame = self.frame
+        state = {"step": self.step, "frame": frame, "episodes": self.episodes,
+                 "sample_rng": self.sample_rng.bit_generator.state,
+                 "env_rng": self.env.rng.bit_generator.state,
+                 "episode_returns": self._episode_returns[-100:]}
+        path = checkpoint.save(self.run_dir / "checkpoints" / str(frame), self.state, state, arrays)
+        self._prune_checkpoints(keep=path)
+        return path
+
+    def _prune_checkpoints(self, keep: Path) -> None:
+        import shutil
+
+        for path in (self.run_dir / "checkpoints").iterdir():
+            if path != keep and path.name.isdigit():
+                shutil.rmtree(path)
+
+    def restore(self, directory: Path) -> None:
+        self.state, state, arrays = checkpoint.load(directory, self.state)
+        self.replay.load_state_dict(arrays["replay"])
+        if self.coverage is not None:
+            self.coverage.load_state_dict(arrays["coverage"])
+        self.step, self.episodes = state["step"], state["episodes"]
+        self.sample_rng.bit_generator.state = state["sample_rng"]
+        self.env.rng.bit_generator.state = state["env_rng"]
+        self._episode_returns = list(state["episode_returns"])
+
+    def save_snapshot(self) -> Path:
+        directory = self.run_dir / "snapshots" / str(self.frame)
+        return checkpoint.save(directory, self.state, {"frame": self.frame})
+
+    # ----------------------------------------------------------------------------------- loop
+    @property
+    def frame(self) -> int:
+        return self.step * self.env.num_envs
+
+    def _due(self, every: int, frames_this_step: int) -> bool:
+        return every > 0 and (self.frame // every) != ((self.frame - frames_this_step) // every)
+
+    def run(self) -> LoopResult:
+        s, agent, env = self.settings, self.agent, self.env
+        total_steps = -(-s.frames // env.num_envs)
+        eval_fields = ["episode_return", "episode_return_std"]
+        sinks = Sinks(self.run_dir, eval_fields, quiet=s.quiet)
+        progress = Progress(s.frames, self.frame)
+        metrics: dict[str, Any] = {}
+        snapshots = set(s.snapshots)
+        obs = env.reset()
+        self.replay.start_episodes(obs)
+        episode_return = np.zeros(env.num_envs)
+        try:
+            while self.step < total_steps:
+                step = self.step
+                action = np.asarray(agent.act(self.state, obs, _fold_in(self.act_key, step),
+                                              step, False))
+                if self._learning_due(step):
+                    batch = self.replay.sample(self.sample_rng, agent.batch_size,
+                                               agent.updates_per_step)
+                    key = _fold_in(self.update_key, step)
+                    self.state, metrics, finite = self._update(self.state, batch, key)
+                    if not bool(finite):
+                        bad = [k for k, v in to_scalars(metrics).items() if not np.isfinite(v)]
+                        raise NonFiniteError(f"non-finite {', '.join(bad)} at frame {self.frame}; "
+                                             "the last good checkpoint is kept")
+                out = env.step(action)
+                episode_return += out.reward
+                self.replay.add(action, out.reward, 1.0, out.observation, out.done)
+                self.step += 1
+                obs = out.observation
+                if out.done:
+                    self._end_episodes(episode_return)
+                    episode_return[:] = 0
+                    if self.frame in snapshots:
+                        self.save_snapshot()
+                    if self._due(s.checkpoint_every, env.num_envs * env.episode_length):
+                        self.save_checkpoint()
+                    obs = env.reset()
+                    self.replay.start_episodes(obs)
+                if self._due(s.log_every, env.num_envs):
+                    self._log(sinks, progress, metrics)
+            self.save_snapshot()
+            self.save_checkpoint()
+            final = self.evaluate(sinks) if s.eval_episodes else {}
+        finally:
+            sinks.close()
+        return LoopResult(self.run_dir, self.frame, final,
+                          self.coverage.value if self.coverage is not None else None)
+
+    def _learning_due(self, step: int) -> bool:
+        """Past the seed phase, on the update cadence, and with a finished episode to sample."""
+        agent = self.agent
+        return (step >= agent.learning_starts and step % agent.update_every == 0
+                and self.replay.size > 0)
+
+    def _log(self, sinks: Sinks, progress: Progress, metrics: dict) -> None:
+        scalars = {"fps": progress.fps(self.frame), **to_scalars(metrics)}
+        if self._episode_returns:
+            scalars["episode_return"] = float(np.mean(self._episode_returns[-10:]))
+        if self.coverage is not None:
+            scalars["coverage"] = self.coverage.value
+        sinks.log(self.frame, "train", scalars)
+        if not self.settings.quiet:
+            progress.report(self.frame, {k: v for k, v in scalars.items() if k != "fps"})
+
+    def _end_episodes(self, returns: np.ndarray) -> None:
+        self.episodes += self.env.num_envs
+        self._episode_returns.extend(float(r) for r in returns)
+        if self.coverage is not None:
+            n = self.env.num_envs
+            self.coverage.add_episodes(self.replay.recent_observations(n))
+
+    def evaluate(self, sinks: Sinks) -> dict[str, float]:
+        """Deterministic-policy episodes on the evaluation env; logged to eval.csv."""
+        env = self.eval_env
+        returns: list[float] = []
+        rollout = 0
+        t0 = time.perf_counter()
+        while len(returns) < self.settings.eval_episodes:
+            obs = env.reset()
+            total = np.zeros(env.num_envs)
+            done = False
+            t = 0
+            while not done:
+                key = _fold_in(_fold_in(self.eval_key, rollout), t)
+                action = np.asarray(self.agent.act(self.state, obs, key, self.step, True))
+                out = env.step(action)
+                total += out.reward
+                obs, done, t = out.observation, out.done, t + 1
+            returns.extend(total.tolist())
+            rollout += 1
+        returns = returns[: self.settings.eval_episodes]
+        row = {"episode_return": float(np.mean(returns)),
+               "episode_return_std": float(np.std(returns))}
+        sinks.log_eval(self.frame, row)
+        if not self.settings.quiet:
+            print(f"eval at {self.frame:,} frames: return {row['episode_return']:.3f} "
+                  f"+- {row['episode_return_std']:.3f} over {len(returns)} episodes "
+                  f"({time.perf_counter() - t0:.1f}s)", flush=True)
+        return row

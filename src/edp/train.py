@@ -1,0 +1,54 @@
+"""Build a run from a config (env, agent, replay, coverage, run directory) and train it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edp import checkpoint, rundir
+from edp.agents.registry import AGENT_NAMES, make_agent
+from edp.config import ConfigError, PretrainConfig, resolve, validate
+from edp.envs import env_names, is_maze, make_env, maze_name
+from edp.loop import LoopResult, LoopSettings, Trainer
+from edp.replay import ReplayBuffer
+
+EVAL_SEED_OFFSET = 10_000  # evaluation episodes use their own env stream
+
+
+def pretrain_run(cfg: PretrainConfig, resume_dir: Path | None = None) -> LoopResult:
+    """Validate, then create (or reopen) the run directory and train to cfg.frames."""
+    validate(cfg, agent_names=AGENT_NAMES)
+    cfg = resolve(cfg)
+    if cfg.env not in env_names():
+        raise ConfigError(f"unknown env '{cfg.env}'; valid envs: {', '.join(env_names())}")
+    env = make_env(cfg.env, cfg.num_envs, cfg.seed, cfg.maze_strict)
+    eval_env = make_env(cfg.env, 1, cfg.seed + EVAL_SEED_OFFSET, cfg.maze_strict)
+    agent = make_agent(cfg, env.observation_dim, env.action_dim)
+    if agent.batch_size > cfg.replay_capacity:
+        raise ConfigError(f"batch size {agent.batch_size} exceeds replay-capacity "
+                          f"{cfg.replay_capacity}")
+    if cfg.replay_capacity < env.episode_length * cfg.num_envs:
+        raise ConfigError(f"replay-capacity={cfg.replay_capacity} cannot hold one episode of "
+                          f"every env ({env.episode_length * cfg.num_envs} transitions)")
+    replay = ReplayBuffer(cfg.replay_capacity, env.episode_length, cfg.num_envs,
+                          env.observation_dim, env.action_dim, cfg.nstep, cfg.discount)
+    coverage = None
+    if is_maze(cfg.env):
+        from edp.coverage import CoverageTracker
+
+        coverage = CoverageTracker(maze_name(cfg.env))
+    settings = LoopSettings(frames=cfg.frames, seed=cfg.seed, log_every=cfg.log_every,
+                            checkpoint_every=cfg.checkpoint_every, snapshots=cfg.snapshots,
+                            eval_episodes=cfg.eval_episodes, quiet=cfg.quiet)
+    run_dir = resume_dir or rundir.create(cfg.out, cfg.env, cfg.agent, cfg.seed, cfg)
+    trainer = Trainer(run_dir, env, eval_env, agent, replay, settings, coverage)
+    if resume_dir is not None:
+        latest = checkpoint.latest(run_dir / "checkpoints")
+        if latest is None:
+            raise checkpoint.CheckpointError(f"{run_dir} has no complete checkpoint to resume")
+        trainer.restore(latest)
+    result = trainer.run()
+    if coverage is not None:
+        from edp.coverage import write_coverage
+
+        write_coverage(coverage, run_dir, f"{cfg.agent} on {cfg.env}, {result.frames:,} frames")
+    return result
