@@ -86,7 +86,7 @@ class Trainer:
         frame = self.frame
         state = {"step": self.step, "frame": frame, "episodes": self.episodes,
                  "sample_rng": self.sample_rng.bit_generator.state,
-                 "env_rng": self.env.rng.bit_generator.state,
+                 "env_rng": self.env.get_rng_state(),
                  "episode_returns": self._episode_returns[-100:]}
         path = checkpoint.save(self.run_dir / "checkpoints" / str(frame), self.state, state, arrays)
         self._prune_checkpoints(keep=path)
@@ -106,7 +106,7 @@ class Trainer:
             self.coverage.load_state_dict(arrays["coverage"])
         self.step, self.episodes = state["step"], state["episodes"]
         self.sample_rng.bit_generator.state = state["sample_rng"]
-        self.env.rng.bit_generator.state = state["env_rng"]
+        self.env.set_rng_state(state["env_rng"])
         self._episode_returns = list(state["episode_returns"])
 
     def save_snapshot(self) -> Path:

@@ -31,3 +31,11 @@ class VecEnv(Protocol):
     def step(self, actions: np.ndarray) -> Step:
         """Apply (N, action_dim) actions; actions in [-1, 1] are the policy's range."""
         ...
+
+    def get_rng_state(self) -> dict:
+        """JSON-serialisable state of every random stream the env draws from (for resume)."""
+        ...
+
+    def set_rng_state(self, state: dict) -> None:
+        """Restore what get_rng_state returned; the next reset continues the same stream."""
+        ...

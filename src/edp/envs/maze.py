@@ -291,6 +291,12 @@ class MazeEnv:
         self._t = 0
         return self._positions.copy()
 
+    def get_rng_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
     def step(self, actions: np.ndarray) -> Step:
         """Move every point by its action; `done` after exactly `episode_length` steps."""
         if self._t is None or self._t >= self.episode_length:
