@@ -17,6 +17,7 @@ USAGE = """usage: edp <command> [options]
 
 commands:
   pretrain   reward-free pre-training of an exploration agent (writes a run directory)
+  report     aggregate run directories into results.csv, report.md and figures
   bench      time per env step (act / env / learn) against the machine's GEMM throughput
 
 `edp <command> --help` explains every option of a command."""
@@ -114,7 +115,23 @@ def bench(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"pretrain": pretrain, "bench": bench}
+def report(argv: list[str]) -> int:
+    import tyro
+
+    from edp.report import ReportConfig, write_report
+
+    cfg = tyro.cli(ReportConfig, args=argv, prog="edp report",
+                   description="Collect run directories into results.csv, report.md and figures "
+                   "(maze coverage: mean, std, bootstrap CI, curves).")
+    try:
+        path = write_report(cfg)
+    except FileNotFoundError as exc:
+        return _fail(str(exc))
+    print(f"report: {path}")
+    return 0
+
+
+COMMANDS = {"pretrain": pretrain, "bench": bench, "report": report}
 
 
 def main(argv: list[str] | None = None) -> int:

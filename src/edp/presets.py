@@ -39,7 +39,8 @@ def pretrain_defaults(preset: str, env: str, agent: str) -> PretrainConfig:
     frames = 100_000 if maze else 2_000_000
     snapshots = () if maze else (100_000, 500_000, 1_000_000, 2_000_000)
     if preset == "fast":
-        ddpg = dataclasses.replace(ddpg, hidden_dim=256, batch_size=256, update_every=1,
+        ddpg = dataclasses.replace(ddpg, hidden_dim=128, batch_size=256, update_every=1,
                                    updates_per_step=1)
-        edp = dataclasses.replace(edp, score_hidden_dim=128, score_blocks=2)
+        edp = dataclasses.replace(edp, score_hidden_dim=64, score_blocks=1, score_time_dim=64,
+                                  reward_samples=4)
     return dataclasses.replace(base, ddpg=ddpg, edp=edp, frames=frames, snapshots=snapshots)

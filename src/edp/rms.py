@@ -19,7 +19,9 @@ class RunningMoments(struct.PyTreeNode):
 
     @classmethod
     def create(cls) -> RunningMoments:
-        return cls(mean=jnp.array(0.0), var=jnp.array(1.0), count=jnp.array(1e-4))
+        # explicit float32: weakly-typed scalars would make the first update recompile
+        f32 = lambda v: jnp.asarray(v, jnp.float32)
+        return cls(mean=f32(0.0), var=f32(1.0), count=f32(1e-4))
 
     def update(self, x: jax.Array) -> RunningMoments:
         x = x.reshape(-1)

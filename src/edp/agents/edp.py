@@ -40,6 +40,8 @@ class EDPConfig:
     """Width of the residual MLP of both score networks (inner layers are 4x wider)."""
     score_blocks: int = 3
     """Residual blocks of both score networks."""
+    score_time_dim: int = 128
+    """Width of the time code of both score networks (Fourier features -> MLP)."""
     score_dropout: float = 0.1
     """Dropout rate in the residual blocks (active in training and in the reward)."""
     score_lr: float = 1e-4
@@ -53,6 +55,7 @@ class EDPConfig:
         rules = [("reward_samples", self.reward_samples >= 1, ">= 1"),
                  ("score_hidden_dim", self.score_hidden_dim >= 1, ">= 1"),
                  ("score_blocks", self.score_blocks >= 0, ">= 0"),
+                 ("score_time_dim", self.score_time_dim >= 1, ">= 1"),
                  ("score_dropout", 0 <= self.score_dropout < 1, "in [0, 1)"),
                  ("score_lr", self.score_lr > 0, "> 0"),
                  ("diffusion_scale", self.diffusion_scale > 0, "> 0")]
@@ -82,7 +85,7 @@ class EDPAgent:
         self.learning_starts = backbone.learning_starts
         self.nets = ddpg.make_nets(backbone, action_dim)
         width = dict(hidden_dim=cfg.score_hidden_dim, num_blocks=cfg.score_blocks,
-                     dropout_rate=cfg.score_dropout)
+                     dropout_rate=cfg.score_dropout, time_dim=cfg.score_time_dim)
         self.state_net = StateScoreNet(obs_dim, **width)
         self.policy_net = ActionScoreNet(action_dim, **width)
         self.score_tx = optax.adam(cfg.score_lr)

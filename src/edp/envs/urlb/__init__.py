@@ -1,0 +1,112 @@
+"""URLB task table and env-name grammar (spec/urlb.md §1, §4.4, §6).
+
+Pure Python on purpose: listing and validating names must not import dm_control or MuJoCo;
+`edp.envs.urlb.dmc.URLBEnv` builds the environments.
+
+Names: `urlb/<domain>_<task>` (a task), `urlb/<domain>` (reward-free pre-training on the
+domain's pre-training task) and either one followed by `~mass~<factor>` or `~damping~<factor>`
+(the cross-embodiment variants, e.g. `urlb/walker_stand~mass~0.4`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+DOMAINS: dict[str, tuple[str, ...]] = {
+    "walker": ("stand", "walk", "run", "flip"),
+    "quadruped": ("stand", "walk", "run", "jump"),
+    "jaco": ("reach_top_left", "reach_top_right", "reach_bottom_left", "reach_bottom_right"),
+    "cheetah": ("run", "run_backward", "flip", "flip_backward"),
+    "hopper": ("hop", "hop_backward", "flip", "flip_backward"),
+}
+
+# What `urlb/<domain>` runs: URLB's primal tasks, except quadruped_stand, which the ExDM README
+# passes explicitly (same dynamics and resets as URLB's quadruped_walk; only the ignored reward
+# differs), and ExDM's cheetah_run / hopper_hop.
+PRETRAIN_TASK: dict[str, str] = {
+    "walker": "stand",
+    "quadruped": "stand",
+    "jaco": "reach_top_left",
+    "cheetah": "run",
+    "hopper": "hop",
+}
+
+# Steps per episode. Jaco counts 250 steps rather than URLB's 10 s physics-time check, which
+# gives 249 or 250 steps depending on the dm_control version (spec §0 item 5).
+EPISODE_LENGTH: dict[str, int] = {
+    "walker": 1000,
+    "quadruped": 1000,
+    "jaco": 250,
+    "cheetah": 1000,
+    "hopper": 1000,
+}
+
+# Expert returns that normalise final scores (URLB issue #1): normalised = return / expert.
+# URLB has none for cheetah and hopper; report raw returns there.
+EXPERT_SCORES: dict[str, float] = {
+    "walker_stand": 984.0,
+    "walker_walk": 971.0,
+    "walker_run": 796.0,
+    "walker_flip": 799.0,
+    "quadruped_walk": 866.0,
+    "quadruped_run": 888.0,
+    "quadruped_stand": 920.0,
+    "quadruped_jump": 888.0,
+    "jaco_reach_top_left": 191.0,
+    "jaco_reach_top_right": 223.0,
+    "jaco_reach_bottom_left": 193.0,
+    "jaco_reach_bottom_right": 203.0,
+}
+
+PERTURBATION_FIELDS = {"mass": "body_mass", "damping": "dof_damping"}  # MuJoCo model arrays
+
+
+def env_names() -> tuple[str, ...]:
+    """Every unperturbed URLB env name: per domain, the domain itself, then its tasks."""
+    return tuple(name for domain, tasks in DOMAINS.items()
+                 for name in (f"urlb/{domain}", *(f"urlb/{domain}_{task}" for task in tasks)))
+
+
+def domain_and_task(name: str) -> tuple[str, str]:
+    """('walker', 'flip') for 'urlb/walker_flip'; a bare domain gives its pre-training task."""
+    if name not in env_names():
+        raise ValueError(f"unknown URLB env '{name}'; valid envs: {', '.join(env_names())}")
+    domain, _, task = name.removeprefix("urlb/").partition("_")
+    return domain, task or PRETRAIN_TASK[domain]
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """Scale one MuJoCo model array (`kind` names it) by `factor` (spec §6.2)."""
+
+    kind: str
+    factor: float
+
+    @property
+    def suffix(self) -> str:
+        return f"~{self.kind}~{self.factor}"
+
+    def apply(self, model) -> None:
+        """Scale in place, without recomputing derived constants (no mj_setConst), as ExDM."""
+        getattr(model, PERTURBATION_FIELDS[self.kind])[:] *= self.factor
+
+
+def split_perturbation(name: str) -> tuple[str, Perturbation | None]:
+    """'urlb/walker_stand~mass~0.4' -> ('urlb/walker_stand', Perturbation('mass', 0.4)).
+
+    Only the suffix is checked here; the caller validates the base name.
+    """
+    base, *parts = name.split("~")
+    if not parts:
+        return name, None
+    usage = "expected <env>~mass~<factor> or <env>~damping~<factor> with a factor > 0"
+    if len(parts) != 2 or parts[0] not in PERTURBATION_FIELDS:
+        raise ValueError(f"bad perturbed env name '{name}': {usage}")
+    try:
+        factor = float(parts[1])
+    except ValueError:
+        factor = math.nan
+    if not (math.isfinite(factor) and factor > 0):
+        raise ValueError(f"bad factor '{parts[1]}' in env name '{name}': {usage}")
+    return base, Perturbation(parts[0], factor)
