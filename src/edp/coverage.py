@@ -85,6 +85,37 @@ def write_coverage(tracker: CoverageTracker, run_dir: Path, title: str) -> None:
     plot_density(tracker, run_dir / "coverage.png", f"{title}: coverage {tracker.value:.3f}")
 
 
+def plot_reward_map(maze_name: str, reward_fn, path: Path, title: str,
+                    resolution: int = 120) -> None:
+    """Heat map of reward_fn((N, 2) points) -> (N,) over the maze's box; walls drawn, cells
+    outside the maze greyed out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edp.envs.maze import draw_walls, inside_maze
+
+    maze = get_maze(maze_name)
+    x_min, x_max, y_min, y_max = maze.bounds
+    step = max(x_max - x_min, y_max - y_min) / resolution
+    xs = np.arange(x_min + step / 2, x_max, step)
+    ys = np.arange(y_min + step / 2, y_max, step)
+    points = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2).astype(np.float32)
+    values = np.asarray(reward_fn(points), np.float64).reshape(len(ys), len(xs))
+    values = np.ma.masked_where(~inside_maze(maze, points).reshape(values.shape), values)
+    fig, ax = plt.subplots(figsize=(6, 6 * (y_max - y_min) / (x_max - x_min) + 0.6))
+    ax.set_facecolor("0.85")
+    image = ax.imshow(values, origin="lower", extent=(x_min, x_max, y_min, y_max),
+                      cmap="magma", interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="intrinsic reward")
+    draw_walls(ax, maze)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_density(tracker: CoverageTracker, path: Path, title: str) -> None:
     """Walls over a log-scaled visit-density map; unvisited bins stay white."""
     import matplotlib

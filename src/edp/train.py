@@ -7,7 +7,7 @@ from pathlib import Path
 from edp import checkpoint, rundir
 from edp.agents.registry import AGENT_NAMES, make_agent
 from edp.config import ConfigError, PretrainConfig, resolve, validate
-from edp.envs import env_names, is_maze, make_env, maze_name
+from edp.envs import check_env_name, is_maze, make_env, maze_name
 from edp.loop import LoopResult, LoopSettings, Trainer
 from edp.replay import ReplayBuffer
 
@@ -18,8 +18,10 @@ def pretrain_run(cfg: PretrainConfig, resume_dir: Path | None = None) -> LoopRes
     """Validate, then create (or reopen) the run directory and train to cfg.frames."""
     validate(cfg, agent_names=AGENT_NAMES)
     cfg = resolve(cfg)
-    if cfg.env not in env_names():
-        raise ConfigError(f"unknown env '{cfg.env}'; valid envs: {', '.join(env_names())}")
+    try:
+        check_env_name(cfg.env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     env = make_env(cfg.env, cfg.num_envs, cfg.seed, cfg.maze_strict)
     eval_env = make_env(cfg.env, 1, cfg.seed + EVAL_SEED_OFFSET, cfg.maze_strict)
     agent = make_agent(cfg, env.observation_dim, env.action_dim)
@@ -48,7 +50,21 @@ def pretrain_run(cfg: PretrainConfig, resume_dir: Path | None = None) -> LoopRes
         trainer.restore(latest)
     result = trainer.run()
     if coverage is not None:
-        from edp.coverage import write_coverage
-
-        write_coverage(coverage, run_dir, f"{cfg.agent} on {cfg.env}, {result.frames:,} frames")
+        write_maze_figures(cfg, agent, trainer, coverage, result.frames)
     return result
+
+
+def write_maze_figures(cfg: PretrainConfig, agent, trainer: Trainer, coverage, frames: int
+                       ) -> None:
+    """coverage.json/png, and reward_map.png for agents with an intrinsic reward."""
+    import jax
+
+    from edp.coverage import plot_reward_map, write_coverage
+
+    title = f"{cfg.agent} on {cfg.env}, {frames:,} frames"
+    write_coverage(coverage, trainer.run_dir, title)
+    reward = getattr(agent, "intrinsic_reward", None)
+    if reward is not None:
+        key = jax.random.PRNGKey(cfg.seed)
+        plot_reward_map(maze_name(cfg.env), lambda points: reward(trainer.state, points, key),
+                        trainer.run_dir / "reward_map.png", f"intrinsic reward: {title}")

@@ -92,7 +92,7 @@ class EDPAgent:
         self._act = jax.jit(functools.partial(ddpg.select_action, backbone, self.nets),
                             static_argnames="eval_mode")
         self._update = jax.jit(functools.partial(ddpg.scan_iterations, self._update_once))
-        self._reward = jax.jit(self.intrinsic_reward)
+        self.intrinsic_reward = jax.jit(self._intrinsic_reward)
 
     def init(self, key: jax.Array) -> EDPState:
         k_backbone, k_state, k_policy = jax.random.split(key, 3)
@@ -117,8 +117,9 @@ class EDPAgent:
         fn = score_fn(self.state_net, state_model.params, state_model.constants, k_drop)
         return diffusion.dsm_loss_per_sample(fn, obs, k_draw, num_draws=self.cfg.reward_samples)
 
-    def intrinsic_reward(self, state: EDPState, obs: jax.Array, key: jax.Array) -> jax.Array:
-        """Reward of states under the current model and running std (no statistics update)."""
+    def _intrinsic_reward(self, state: EDPState, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """Reward of states under the current model and running std (no statistics update);
+        public as the jitted `intrinsic_reward`, used for reward maps."""
         raw = self.raw_reward(state.state_model, obs, key)
         return self.cfg.diffusion_scale * raw / (jnp.sqrt(state.reward_rms.var) + 1e-8)
 

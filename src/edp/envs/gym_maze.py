@@ -1,6 +1,6 @@
 """Gymnasium view of one maze point, for users outside edp's own training loop.
 
-Ids: edp/Maze-<name>-v0 for every name in MAZE_NAMES, after `register_gymnasium()`.
+Ids: edp/Maze-<name>-v0 for every name in MAZE_NAMES, registered when this module is imported.
 """
 
 from __future__ import annotations
@@ -51,3 +51,6 @@ def register_gymnasium() -> None:
         if env_id not in gymnasium.registry:
             gymnasium.register(env_id, entry_point=f"{__name__}:MazeGymEnv",
                                kwargs={"name": name})
+
+
+register_gymnasium()  # importing this module makes the ids available, as Gymnasium plugins do
