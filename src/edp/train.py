@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from edp import checkpoint, rundir
 from edp.agents.registry import AGENT_NAMES, make_agent
 from edp.config import ConfigError, PretrainConfig, resolve, validate
@@ -12,6 +14,7 @@ from edp.loop import LoopResult, LoopSettings, Trainer
 from edp.replay import ReplayBuffer
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes use their own env stream
+REWARD_MAP_ESTIMATES = 16
 
 
 def pretrain_run(cfg: PretrainConfig, resume_dir: Path | None = None) -> LoopResult:
@@ -65,6 +68,10 @@ def write_maze_figures(cfg: PretrainConfig, agent, trainer: Trainer, coverage, f
     write_coverage(coverage, trainer.run_dir, title)
     reward = getattr(agent, "intrinsic_reward", None)
     if reward is not None:
-        key = jax.random.PRNGKey(cfg.seed)
-        plot_reward_map(maze_name(cfg.env), lambda points: reward(trainer.state, points, key),
-                        trainer.run_dir / "reward_map.png", f"intrinsic reward: {title}")
+        keys = jax.random.split(jax.random.PRNGKey(cfg.seed), REWARD_MAP_ESTIMATES)
+
+        def mean_reward(points):  # the reward is a Monte-Carlo estimate: average several
+            return np.mean([np.asarray(reward(trainer.state, points, k)) for k in keys], axis=0)
+
+        plot_reward_map(maze_name(cfg.env), mean_reward, trainer.run_dir / "reward_map.png",
+                        f"intrinsic reward (mean of {REWARD_MAP_ESTIMATES}): {title}")
