@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/edp pretrain --env maze/square_tree --agent random --frames 20000 "$@"
+exec .venv/bin/edp pretrain --env maze/square_tree --agent edp --frames 20000 "$@"
