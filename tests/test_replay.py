@@ -78,15 +78,19 @@ def test_only_finished_episodes_are_sampled_and_ring_overwrites_oldest():
     assert recent.shape == (2, length + 1, 3)
 
 
-def test_state_dict_round_trip_is_exact():
+@pytest.mark.parametrize("episodes", [3, 20])  # partly filled, and wrapped around the ring
+def test_state_dict_round_trip_is_exact(episodes):
     buffer = ReplayBuffer(100, 4, 2, 3, 1, nstep=2)
-    fill(buffer, episodes=3, length=4, num_envs=2)
+    fill(buffer, episodes=episodes, length=4, num_envs=2)
+    state = buffer.state_dict()
+    assert state["observation"].shape[0] == min(2 * episodes, 25)  # only filled episodes
     other = ReplayBuffer(100, 4, 2, 3, 1, nstep=2)
-    other.load_state_dict({k: v.copy() for k, v in buffer.state_dict().items()})
+    other.load_state_dict({k: v.copy() for k, v in state.items()})
     a = buffer.sample(np.random.default_rng(5), 64)
     b = other.sample(np.random.default_rng(5), 64)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+    np.testing.assert_array_equal(buffer.recent_observations(2), other.recent_observations(2))
     wrong = ReplayBuffer(100, 4, 2, 5, 1, nstep=2)
     with pytest.raises(ValueError, match="replay checkpoint mismatch"):
         wrong.load_state_dict(buffer.state_dict())

@@ -12,8 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from edp.agents.apt import APTConfig
 from edp.agents.ddpg import DDPGConfig
+from edp.agents.disagreement import DisagreementConfig
 from edp.agents.edp import EDPConfig
+from edp.agents.icm import ICMConfig
+from edp.agents.proto import ProtoConfig
+from edp.agents.rnd import RNDConfig
 
 PRESETS = ("paper", "fast")
 
@@ -29,7 +34,7 @@ class PretrainConfig:
     env: str = "maze/square_tree"
     """Environment: maze/<name> or urlb/<domain> (e.g. maze/square_a, urlb/walker)."""
     agent: str = "edp"
-    """Pre-training agent: edp, random or ddpg (no intrinsic reward)."""
+    """Pre-training agent: edp, random, ddpg (zero reward), icm, rnd, disagreement, apt, proto."""
     preset: Literal["paper", "fast"] = "fast"
     """Hyper-parameter preset: `paper` (reference values) or `fast` (sized for a 2-core CPU)."""
     frames: int = 100_000
@@ -64,6 +69,16 @@ class PretrainConfig:
     """DDPG backbone of every learning agent (its seed phase follows --seed-frames)."""
     edp: EDPConfig = field(default_factory=EDPConfig)
     """EDP: state diffusion model, intrinsic reward, diffusion policy."""
+    icm: ICMConfig = field(default_factory=ICMConfig)
+    """ICM: forward/inverse models; reward log(1 + forward error) (URLB)."""
+    rnd: RNDConfig = field(default_factory=RNDConfig)
+    """RND: predictor of a frozen random network; reward its error over the running std."""
+    disagreement: DisagreementConfig = field(default_factory=DisagreementConfig)
+    """Disagreement: ensemble of forward models; reward the variance of their predictions."""
+    apt: APTConfig = field(default_factory=APTConfig)
+    """APT: kNN particle reward on an ICM representation (URLB), or on raw states."""
+    proto: ProtoConfig = field(default_factory=ProtoConfig)
+    """ProtoRL: prototypes and a queue of candidates; reward the distance to the k-th nearest."""
 
     @property
     def run_name(self) -> str:

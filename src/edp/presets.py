@@ -43,4 +43,19 @@ def pretrain_defaults(preset: str, env: str, agent: str) -> PretrainConfig:
                                    updates_per_step=1)
         edp = dataclasses.replace(edp, score_hidden_dim=64, score_blocks=1, score_time_dim=64,
                                   reward_samples=4)
-    return dataclasses.replace(base, ddpg=ddpg, edp=edp, frames=frames, snapshots=snapshots)
+    baselines = _fast_baselines(base) if preset == "fast" else {}
+    return dataclasses.replace(base, ddpg=ddpg, edp=edp, frames=frames, snapshots=snapshots,
+                               **baselines)
+
+
+def _fast_baselines(base: PretrainConfig) -> dict:
+    """The URL baselines' extra networks at the `fast` backbone's width (1024 -> 128), with
+    representation, prototype and queue sizes shrunk in proportion."""
+    replace = dataclasses.replace
+    return {
+        "icm": replace(base.icm, hidden_dim=128),
+        "rnd": replace(base.rnd, hidden_dim=128, rep_dim=64),
+        "disagreement": replace(base.disagreement, hidden_dim=128),
+        "apt": replace(base.apt, hidden_dim=128, rep_dim=64),
+        "proto": replace(base.proto, pred_dim=32, proj_dim=128, num_protos=64, queue_size=256),
+    }

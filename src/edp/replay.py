@@ -112,23 +112,27 @@ class ReplayBuffer:
         return {k: v.reshape((iters, batch_size) + v.shape[1:]) for k, v in batch.items()}
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Everything needed to restore the buffer exactly (for checkpoints)."""
-        out = {"observation": self.observation, "stage_observation": self._stage_obs,
+        """Everything needed to restore the buffer exactly (for checkpoints); only the filled
+        episodes are included, so a checkpoint early in a run stays small."""
+        n = self.size
+        out = {"observation": self.observation[:n], "stage_observation": self._stage_obs,
                "counters": np.array([self._t, self.num_episodes], np.int64)}
-        out.update({f"steps/{k}": v for k, v in self.steps.items()})
+        out.update({f"steps/{k}": v[:n] for k, v in self.steps.items()})
         out.update({f"stage/{k}": v for k, v in self._stage.items()})
         return out
 
     def load_state_dict(self, data: dict[str, np.ndarray]) -> None:
-        expected = self.state_dict()
-        for key, value in expected.items():
-            if key not in data or data[key].shape != value.shape:
-                got = data[key].shape if key in data else "missing"
+        t, num_episodes = (int(x) for x in data["counters"])
+        n = min(num_episodes, self.max_episodes)
+        full = {"observation": self.observation, "stage_observation": self._stage_obs}
+        full.update({f"steps/{k}": v for k, v in self.steps.items()})
+        full.update({f"stage/{k}": v for k, v in self._stage.items()})
+        for key, array in full.items():
+            expected = array.shape if key.startswith("stage") else (n,) + array.shape[1:]
+            got = data[key].shape if key in data else "missing"
+            if got != expected:
                 raise ValueError(f"replay checkpoint mismatch for '{key}': expected "
-                                 f"{value.shape}, got {got}")
-        self.observation[...] = data["observation"]
-        self._stage_obs[...] = data["stage_observation"]
-        for k in self.steps:
-            self.steps[k][...] = data[f"steps/{k}"]
-            self._stage[k][...] = data[f"stage/{k}"]
-        self._t, self.num_episodes = (int(x) for x in data["counters"])
+                                 f"{expected}, got {got}")
+        for key, array in full.items():
+            array[: len(data[key])] = data[key]
+        self._t, self.num_episodes = t, num_episodes

@@ -5,7 +5,7 @@ from __future__ import annotations
 from edp.agents.base import Agent
 from edp.config import ConfigError, PretrainConfig
 
-AGENT_NAMES = ("edp", "random", "ddpg")
+AGENT_NAMES = ("edp", "random", "ddpg", "icm", "rnd", "disagreement", "apt", "proto")
 
 
 def make_agent(cfg: PretrainConfig, obs_dim: int, action_dim: int) -> Agent:
@@ -24,6 +24,26 @@ def make_agent(cfg: PretrainConfig, obs_dim: int, action_dim: int) -> Agent:
             from edp.agents.edp import EDPAgent
 
             return EDPAgent(cfg.edp, backbone, obs_dim, action_dim)
+        if cfg.agent == "icm":
+            from edp.agents.icm import ICMAgent
+
+            return ICMAgent(cfg.icm, backbone, obs_dim, action_dim)
+        if cfg.agent == "rnd":
+            from edp.agents.rnd import RNDAgent
+
+            return RNDAgent(cfg.rnd, backbone, obs_dim, action_dim)
+        if cfg.agent == "disagreement":
+            from edp.agents.disagreement import DisagreementAgent
+
+            return DisagreementAgent(cfg.disagreement, backbone, obs_dim, action_dim)
+        if cfg.agent == "apt":
+            from edp.agents.apt import APTAgent
+
+            return APTAgent(cfg.apt, backbone, obs_dim, action_dim)
+        if cfg.agent == "proto":
+            from edp.agents.proto import ProtoAgent
+
+            return ProtoAgent(cfg.proto, backbone, obs_dim, action_dim)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     raise ConfigError(f"unknown agent '{cfg.agent}'; valid agents: {', '.join(AGENT_NAMES)}")
