@@ -83,7 +83,7 @@ def _run_pretrain(cfg, resume_dir: Path | None = None) -> int:
 
 
 def _resume(argv: list[str]) -> int:
-    from edp.config import PretrainConfig
+    from edp.config import PretrainConfig, from_json
     from edp.rundir import read_config
 
     parser = argparse.ArgumentParser(prog="edp pretrain --resume")
@@ -91,10 +91,7 @@ def _resume(argv: list[str]) -> int:
                         help="run directory to continue from its latest checkpoint")
     args = parser.parse_args(argv)
     try:
-        stored = read_config(args.resume)
-        stored["out"] = Path(stored["out"])
-        stored["snapshots"] = tuple(stored["snapshots"])
-        cfg = PretrainConfig(**stored)
+        cfg = from_json(PretrainConfig, read_config(args.resume))
     except (FileNotFoundError, TypeError, KeyError, ValueError) as exc:
         return _fail(f"cannot resume {args.resume}: {exc}")
     return _run_pretrain(cfg, args.resume)

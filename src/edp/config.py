@@ -8,6 +8,7 @@ in defaults that depend on the environment (maze vs URLB domain) and the size bu
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -112,6 +113,26 @@ def validate(cfg: PretrainConfig, env_names: tuple[str, ...] | None = None,
     bad = [f for f in cfg.snapshots if not 0 < f <= cfg.frames]
     if bad:
         raise ConfigError(f"snapshot frame {bad[0]} is outside (0, frames={cfg.frames}]")
+
+
+def from_json(cls: type, data: dict):
+    """Rebuild a (nested) config dataclass from its config.json form; unknown keys are errors."""
+    hints = typing.get_type_hints(cls, include_extras=False)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field '{sorted(unknown)[0]}' in config.json")
+    values = {}
+    for name, value in data.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            value = from_json(kind, value)
+        elif kind is Path:
+            value = Path(value)
+        elif typing.get_origin(kind) is tuple:
+            value = tuple(value)
+        values[name] = value
+    return cls(**values)
 
 
 def resolve(cfg: PretrainConfig) -> PretrainConfig:

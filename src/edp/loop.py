@@ -77,6 +77,7 @@ class Trainer:
         self.episodes = 0
         self._update = _checked(agent.update)
         self._episode_returns: list[float] = []
+        self._resumed = False
 
     # ----------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> Path:
@@ -108,6 +109,7 @@ class Trainer:
         self.sample_rng.bit_generator.state = state["sample_rng"]
         self.env.set_rng_state(state["env_rng"])
         self._episode_returns = list(state["episode_returns"])
+        self._resumed = True
 
     def save_snapshot(self) -> Path:
         directory = self.run_dir / "snapshots" / str(self.frame)
@@ -125,7 +127,7 @@ class Trainer:
         s, agent, env = self.settings, self.agent, self.env
         total_steps = -(-s.frames // env.num_envs)
         eval_fields = ["episode_return", "episode_return_std"]
-        sinks = Sinks(self.run_dir, eval_fields, quiet=s.quiet)
+        sinks = Sinks(self.run_dir, eval_fields, resume_frame=self.frame if self._resumed else None)
         progress = Progress(s.frames, self.frame)
         metrics: dict[str, Any] = {}
         snapshots = set(s.snapshots)

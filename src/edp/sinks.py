@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,11 +24,16 @@ def to_scalars(metrics: dict) -> dict[str, float]:
 class Sinks:
     """Appends to the run directory's logs; safe to reopen on resume."""
 
-    def __init__(self, run_dir: Path, eval_fields: list[str], quiet: bool = False):
+    def __init__(self, run_dir: Path, eval_fields: list[str], resume_frame: int | None = None):
+        """With resume_frame, records logged after that frame (by the run that was stopped
+        after its last checkpoint) are dropped first, so a resumed run's logs equal an
+        uninterrupted run's."""
         from tensorboardX import SummaryWriter
 
         self.run_dir = run_dir
-        self.quiet = quiet
+        if resume_frame is not None:
+            _truncate_jsonl(run_dir / "metrics.jsonl", resume_frame)
+            _truncate_csv(run_dir / "eval.csv", resume_frame)
         self._jsonl = open(run_dir / "metrics.jsonl", "a", buffering=1)
         eval_path = run_dir / "eval.csv"
         new_csv = not eval_path.exists()
@@ -35,7 +41,8 @@ class Sinks:
         self._csv = csv.DictWriter(self._csv_file, fieldnames=["frame", *eval_fields])
         if new_csv:
             self._csv.writeheader()
-        self._tb = SummaryWriter(str(run_dir), flush_secs=30)
+        purge = None if resume_frame is None else resume_frame + 1
+        self._tb = SummaryWriter(str(run_dir), flush_secs=30, purge_step=purge)
 
     def log(self, frame: int, phase: str, scalars: dict[str, float]) -> None:
         record = {"frame": frame, "phase": phase, **scalars}
@@ -52,6 +59,31 @@ class Sinks:
         self._jsonl.close()
         self._csv_file.close()
         self._tb.close()
+
+
+def _complete_lines(path: Path) -> list[str]:
+    """Lines that were fully written (a kill can leave a torn last line without newline)."""
+    return [line for line in path.read_text().splitlines(keepends=True) if line.endswith("\n")]
+
+
+def _truncate_jsonl(path: Path, frame: int) -> None:
+    if path.exists():
+        keep = [line for line in _complete_lines(path) if json.loads(line)["frame"] <= frame]
+        _rewrite(path, "".join(keep))
+
+
+def _truncate_csv(path: Path, frame: int) -> None:
+    if path.exists():
+        lines = _complete_lines(path)
+        keep = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= frame]
+        _rewrite(path, "".join(keep))
+
+
+def _rewrite(path: Path, text: str) -> None:
+    """Replace a file's content atomically (a crash leaves the old or the new file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 class Progress:

@@ -1,0 +1,198 @@
+"""What every diffusion fine-tuning method shares: the config fields, the start from the
+pre-trained diffusion policy, acting by sampling, and the one-compiled-call update.
+
+A method subclasses `DiffusionFinetuneConfig` (adding its own fields) and
+`DiffusionFinetuneAgent` (writing `init` and `_update_once`, and `_act` when it does not act
+with one unguided sample of `state.policy`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import optax
+from tyro.conf import Suppress
+
+from edp import diffusion
+from edp.agents.base import Batch, Metrics
+from edp.agents.ddpg import scan_iterations
+from edp.finetune import iql
+from edp.networks import ActionScoreNet
+from edp.score_models import TrainedNet, example_inputs, score_fn
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionFinetuneConfig:
+    """Fields shared by every diffusion fine-tuning method (defaults: the `paper` values)."""
+
+    method: ClassVar[str] = "diffusion"
+
+    batch_size: int = 256
+    """Transitions per gradient iteration."""
+    learning_starts: Suppress[int] = 4000
+    """No learning call before this many env steps (runs set it from --seed-frames)."""
+    update_every: int = 1
+    """Env steps between learning calls (per-step schedule: 1; block schedule: N)."""
+    updates_per_step: int = 1
+    """Gradient iterations per learning call (per-step schedule: 1; block schedule: N)."""
+    diffusion_steps: int = 15
+    """DPM-Solver++ function evaluations of every sampling chain (acting and training)."""
+    policy_lr: float = 1e-4
+    """Adam learning rate of the trained diffusion policy."""
+    critic: iql.IQLConfig = dataclasses.field(default_factory=iql.IQLConfig)
+    """IQL critic (twin Q, EMA target, expectile V)."""
+
+    def rules(self) -> list[tuple[str, bool, str]]:
+        """(field, valid?, what is valid) for this config's own fields."""
+        return [
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("learning_starts", self.learning_starts >= 0, ">= 0"),
+            ("update_every", self.update_every >= 1, ">= 1"),
+            ("updates_per_step", self.updates_per_step >= 1, ">= 1"),
+            ("diffusion_steps", self.diffusion_steps >= 1, ">= 1"),
+            ("policy_lr", self.policy_lr > 0, "> 0"),
+        ]
+
+    def check(self) -> None:
+        """Raise ValueError naming the first field whose value is impossible."""
+        for field, ok, valid in self.rules():
+            if not ok:
+                raise ValueError(f"{self.method} {field}={getattr(self, field)!r}: "
+                                 f"must be {valid}")
+        self.critic.check(self.method)
+
+
+def check_pretrained(policy_net: ActionScoreNet, pretrained: TrainedNet, obs_dim: int,
+                     action_dim: int) -> None:
+    """One-line error if the pre-trained policy does not fit this agent's policy network."""
+    expected = jax.eval_shape(policy_net.init, jax.random.PRNGKey(0),
+                              *example_inputs(action_dim, obs_dim))
+    shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)
+    got = {"params": pretrained.params, "constants": pretrained.constants}
+    if shapes(got) != shapes(dict(expected)):
+        raise ValueError(f"pre-trained policy shapes do not match the fine-tuning policy "
+                         f"network {policy_net} for obs_dim={obs_dim}, action_dim={action_dim}")
+
+
+def fresh_copy(pretrained: TrainedNet, tx: optax.GradientTransformation) -> TrainedNet:
+    """The pre-trained weights with a fresh optimiser state (the reference's `init_from`)."""
+    return TrainedNet(params=pretrained.params, constants=pretrained.constants,
+                      opt_state=tx.init(pretrained.params))
+
+
+def frozen(pretrained: TrainedNet) -> TrainedNet:
+    """The pre-trained weights without optimiser state (never updated)."""
+    return TrainedNet(params=pretrained.params, constants=pretrained.constants, opt_state=None)
+
+
+def sampler_score_fn(module: ActionScoreNet, net: TrainedNet) -> diffusion.ScoreFn:
+    """Eval-mode (dropout off) score: what every sampling chain uses, as the reference."""
+    return score_fn(module, net.params, net.constants, None)
+
+
+def per_call_dropout_score_fn(module: ActionScoreNet, params: Any, constants: Any,
+                              key: jax.Array) -> diffusion.ScoreFn:
+    """Train-mode score with a fresh dropout mask at every solver time (as PyTorch draws one
+    per forward call): the key is folded with the call's time, distinct at every NFE."""
+    variables = {"params": params, "constants": constants}
+
+    def fn(x, t, cond):
+        k = jax.random.fold_in(key, jnp.round(t.reshape(-1)[0] * 1e6).astype(jnp.int32))
+        return module.apply(variables, x, t, cond, train=True, rngs={"dropout": k})
+
+    return fn
+
+
+def sample_actions(module: ActionScoreNet, net: TrainedNet, obs: jax.Array, key: jax.Array,
+                   steps: int, num_samples: int | None = None,
+                   guidance_fn: diffusion.GuidanceFn | None = None) -> jax.Array:
+    """Samples of the diffusion policy (eval mode, no gradient): (N, A), or (N, M, A)."""
+    fn = sampler_score_fn(module, net)
+    actions = diffusion.sample(fn, key, obs, module.action_dim, steps, guidance_fn, num_samples)
+    return jax.lax.stop_gradient(actions)
+
+
+def policy_dsm_step(module: ActionScoreNet, tx: optax.GradientTransformation,
+                    net: TrainedNet, action: jax.Array, obs: jax.Array, key: jax.Array,
+                    extra_loss=None) -> tuple[TrainedNet, Metrics]:
+    """One Adam step of BC-DSM on (a | s) in train mode, plus an optional extra loss term
+    `extra_loss(params, key) -> (loss, metrics)` differentiated with it."""
+    k_loss, k_drop, k_extra = jax.random.split(key, 3)
+
+    def loss_fn(params):
+        fn = score_fn(module, params, net.constants, k_drop)
+        bc = diffusion.dsm_loss_per_sample(fn, action, k_loss, obs).mean()
+        if extra_loss is None:
+            return bc, {"bc_loss": bc}
+        extra, metrics = extra_loss(params, k_extra)
+        return bc + extra, {"bc_loss": bc, **metrics}
+
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(net.params)
+    updates, opt_state = tx.update(grads, net.opt_state, net.params)
+    net = net.replace(params=optax.apply_updates(net.params, updates), opt_state=opt_state)
+    return net, metrics
+
+
+class DiffusionFinetuneAgent:
+    """Skeleton of a diffusion fine-tuning method (the Agent protocol of agents/base.py).
+
+    The constructor takes the pre-trained agent's policy network module (`EDPAgent.policy_net`):
+    the fine-tuned policy has exactly its architecture. `init(key, pretrained_policy)` builds
+    the state from the pre-trained `TrainedNet` (`EDPState.policy`); critics and energies are
+    fresh (spec §3.4). Learning is one jitted call (lax.scan over the batch's iters axis);
+    acting is one jitted call whatever `step` and `eval_mode` are.
+    """
+
+    name: str = "diffusion"
+
+    def __init__(self, cfg: DiffusionFinetuneConfig, policy_net: ActionScoreNet, obs_dim: int,
+                 action_dim: int):
+        cfg.check()
+        if not isinstance(policy_net, ActionScoreNet):
+            raise ValueError(f"{self.name}: policy_net must be an ActionScoreNet, "
+                             f"got {type(policy_net).__name__}")
+        if policy_net.action_dim != action_dim:
+            raise ValueError(f"{self.name}: policy_net action_dim={policy_net.action_dim} "
+                             f"must equal action_dim={action_dim}")
+        self.cfg = cfg
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.batch_size = cfg.batch_size
+        self.updates_per_step = cfg.updates_per_step
+        self.update_every = cfg.update_every
+        self.learning_starts = cfg.learning_starts
+        self.policy_net = policy_net
+        self.policy_tx = optax.adam(cfg.policy_lr)
+        self.critic = iql.make_iql(cfg.critic)
+        self._act_jit = jax.jit(self._act)
+        self._update = jax.jit(functools.partial(scan_iterations, self._update_once))
+
+    # -- the Agent protocol -------------------------------------------------------------------
+
+    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> Any:
+        raise NotImplementedError
+
+    def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
+            eval_mode: bool) -> jax.Array:
+        """Actions (N, A); training and evaluation sample alike (no deterministic mode)."""
+        del step, eval_mode
+        return self._act_jit(state, jnp.asarray(observation, jnp.float32), key)
+
+    def update(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
+        return self._update(state, batch, key)
+
+    # -- what a method writes -----------------------------------------------------------------
+
+    def _act(self, state: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """One unguided sample of `state.policy` per state."""
+        return sample_actions(self.policy_net, state.policy, obs, key, self.cfg.diffusion_steps)
+
+    def _update_once(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
+        raise NotImplementedError
+
+    def _check_and_copy(self, pretrained_policy: TrainedNet) -> TrainedNet:
+        check_pretrained(self.policy_net, pretrained_policy, self.obs_dim, self.action_dim)
+        return fresh_copy(pretrained_policy, self.policy_tx)

@@ -1,0 +1,81 @@
+"""Diffusion-QL fine-tuning baseline (method `dql`, spec/method.md §6.6).
+
+Policy loss = BC-DSM on the replay actions + eta * L_Q, where L_Q differentiates the IQL q0
+(online, not the target) through actions sampled by the full unguided DPM-Solver++ chain of the
+policy being trained, with dropout on in that chain (as the reference). L_Q is, with
+probability 1/2 each, -mean(q1) / mean(|q2|) or -mean(q2) / mean(|q1|), the denominators
+detached. One iteration: policy step, then IQL step. Acting: one unguided sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from edp import diffusion
+from edp.agents.base import Batch, Metrics
+from edp.finetune import iql
+from edp.finetune.common import (
+    DiffusionFinetuneAgent,
+    DiffusionFinetuneConfig,
+    per_call_dropout_score_fn,
+    policy_dsm_step,
+)
+from edp.score_models import TrainedNet
+
+
+@dataclasses.dataclass(frozen=True)
+class DQLConfig(DiffusionFinetuneConfig):
+    """Diffusion-QL: BC + Q maximisation through the differentiable sampler."""
+
+    method: ClassVar[str] = "dql"
+
+    eta: float = 1.0
+    """Weight of the normalised Q term in the policy loss."""
+
+    def rules(self) -> list[tuple[str, bool, str]]:
+        return super().rules() + [("eta", self.eta >= 0, ">= 0")]
+
+
+class DQLState(struct.PyTreeNode):
+    policy: TrainedNet
+    critic: iql.IQLState
+
+
+def normalised_q_loss(q1: jax.Array, q2: jax.Array, use_q1: jax.Array) -> jax.Array:
+    """-mean(q1)/|q2|-scale or -mean(q2)/|q1|-scale (scales detached), chosen by use_q1."""
+    scale1 = jax.lax.stop_gradient(jnp.mean(jnp.abs(q1)))
+    scale2 = jax.lax.stop_gradient(jnp.mean(jnp.abs(q2)))
+    return jnp.where(use_q1, -jnp.mean(q1) / scale2, -jnp.mean(q2) / scale1)
+
+
+class DQLAgent(DiffusionFinetuneAgent):
+    name = "dql"
+
+    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> DQLState:
+        return DQLState(policy=self._check_and_copy(pretrained_policy),
+                        critic=iql.init_iql(self.critic, key, self.obs_dim, self.action_dim))
+
+    def _update_once(self, state: DQLState, batch: Batch, key: jax.Array
+                     ) -> tuple[DQLState, Metrics]:
+        obs = batch["observation"]
+        constants = state.policy.constants
+
+        def q_term(params, k):
+            k_noise, k_drop, k_coin = jax.random.split(k, 3)
+            fn = per_call_dropout_score_fn(self.policy_net, params, constants, k_drop)
+            x_T = jax.random.normal(k_noise, (obs.shape[0], self.action_dim), obs.dtype)
+            actions = diffusion.dpm_solver_pp(fn, x_T, obs, self.cfg.diffusion_steps)
+            q1, q2 = self.critic.q.apply({"params": state.critic.q}, actions, obs)
+            loss = normalised_q_loss(q1, q2, jax.random.bernoulli(k_coin, 0.5))
+            return self.cfg.eta * loss, {"policy_q_loss": loss}
+
+        policy, metrics = policy_dsm_step(self.policy_net, self.policy_tx, state.policy,
+                                          batch["action"], obs, key, extra_loss=q_term)
+        critic, critic_metrics = iql.update_iql(self.cfg.critic, self.critic, state.critic,
+                                                batch)
+        return DQLState(policy=policy, critic=critic), {**metrics, **critic_metrics}

@@ -1,0 +1,223 @@
+"""EDP fine-tuning (method `edp`, the reference's `ExDM`): spec/method.md §6.3-6.4.
+
+Target policy: pi_new(a|s) proportional to pi_pre(a|s) exp(alpha Q(s, a)), the maximiser of
+E_pi[Q] - KL(pi || pi_pre) / alpha. Its time-t score is the pre-trained score plus the gradient
+of an intermediate energy, learned by contrastive energy prediction (CEP, QGPO) as the
+time-dependent network f_psi(x_t, t, s); "pre-trained score + grad f_psi" is then distilled into
+a second diffusion network (a copy of the pre-trained one), which acts with one unguided chain.
+
+One iteration on one batch (s, a, r, discount, s'), in the reference order:
+  1. teacher samples: one guided sample per state from the frozen pre-trained policy, guidance
+     guidance_scale * grad_x f_psi (15-step DPM-Solver++, no gradient);
+  2. distillation step of the fine-tuned net at x_t ~ teacher sample:
+     mean_batch sum_dims sigma_t (s_ft(x_t, t, s) - [s_pre + guidance](x_t, t, s))^2, the
+     target computed with the pre-trained net in train mode (dropout on, as the reference);
+  3. CEP negatives: M unguided samples per state from the (just-updated) fine-tuned net;
+  4. IQL critic step (edp.finetune.iql);
+  5. CEP step of f_psi with labels softmax_j(alpha min-twin q0_target(s, a_j)).
+The CEP negatives come from the fine-tuned policy while the guidance is added to the
+pre-trained score (spec §10.4): exact at the start, where the two coincide, approximate later.
+Acting samples the fine-tuned net without guidance (design.md method decision 3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from edp import diffusion
+from edp.agents.base import Batch, Metrics
+from edp.finetune import iql
+from edp.finetune.common import (
+    DiffusionFinetuneAgent,
+    DiffusionFinetuneConfig,
+    frozen,
+    sample_actions,
+)
+from edp.networks import ActionScoreNet, GuidanceEnergy
+from edp.score_models import TrainedNet, score_fn
+
+QFn = Callable[[jax.Array, jax.Array], jax.Array]  # (obs (..., S), action (..., A)) -> (...)
+
+
+@dataclasses.dataclass(frozen=True)
+class EDPFinetuneConfig(DiffusionFinetuneConfig):
+    """EDP fine-tuning: IQL critic, CEP energy, distillation into a copy of the policy."""
+
+    method: ClassVar[str] = "edp"
+
+    alpha: float = 3.0
+    """Inverse temperature of the target pi_pre * exp(alpha Q): the CEP label sharpness."""
+    guidance_scale: float = 1.0
+    """Multiplier of grad_x f_psi added to the pre-trained score (teachers and targets)."""
+    num_negatives: int = 32
+    """M: unguided samples per state of the fine-tuned policy contrasted by CEP."""
+    energy_hidden_dim: int = 256
+    """Width of the hidden layers of the energy network f_psi."""
+    energy_layers: int = 4
+    """Hidden layers of the energy network f_psi."""
+    energy_lr: float = 3e-4
+    """Adam learning rate of the energy network f_psi."""
+
+    def rules(self) -> list[tuple[str, bool, str]]:
+        return super().rules() + [
+            ("alpha", self.alpha > 0, "> 0"),
+            ("guidance_scale", self.guidance_scale >= 0, ">= 0"),
+            ("num_negatives", self.num_negatives >= 2, ">= 2"),
+            ("energy_hidden_dim", self.energy_hidden_dim >= 1, ">= 1"),
+            ("energy_layers", self.energy_layers >= 1, ">= 1"),
+            ("energy_lr", self.energy_lr > 0, "> 0"),
+        ]
+
+
+class EDPFinetuneState(struct.PyTreeNode):
+    pretrained: TrainedNet  # frozen pre-trained policy (no optimiser state)
+    policy: TrainedNet  # the fine-tuned copy: the acting policy
+    energy: TrainedNet  # f_psi
+    critic: iql.IQLState
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure pieces
+
+
+def energy_guidance(module: GuidanceEnergy, energy: TrainedNet, scale: float
+                    ) -> diffusion.GuidanceFn:
+    """g(x, t, s) = scale * grad_x f_psi(x, t, s), detached from psi."""
+    variables = {"params": jax.lax.stop_gradient(energy.params), "constants": energy.constants}
+
+    def fn(x, t, cond):
+        grad = jax.grad(lambda x_: module.apply(variables, x_, t, cond).sum())(x)
+        return scale * grad
+
+    return fn
+
+
+def cep_loss(logits: jax.Array, q_values: jax.Array, alpha: float) -> jax.Array:
+    """-mean_i sum_j softmax_j(alpha q_ij) log_softmax_j(logits_ij); inputs (B, M)."""
+    labels = jax.nn.softmax(alpha * jax.lax.stop_gradient(q_values), axis=-1)
+    return -jnp.mean(jnp.sum(labels * jax.nn.log_softmax(logits, axis=-1), axis=-1))
+
+
+def distillation_loss(student: jax.Array, target: jax.Array, sigma: jax.Array) -> jax.Array:
+    """mean_batch sum_dims sigma_t (student - target)^2 (weight sigma_t, spec §10.14)."""
+    return jnp.mean(sigma * jnp.sum((student - target) ** 2, axis=-1))
+
+
+# ---------------------------------------------------------------------------------------------
+# The method
+
+
+class EDPFinetuneAgent(DiffusionFinetuneAgent):
+    """EDP diffusion-policy fine-tuning.
+
+    `q_fn`, if given, replaces the learned critic as the source of the CEP labels (a known
+    Q(s, a), e.g. a bandit's reward); the IQL critic is then not trained.
+    """
+
+    name = "edp"
+
+    def __init__(self, cfg: EDPFinetuneConfig, policy_net: ActionScoreNet, obs_dim: int,
+                 action_dim: int, q_fn: QFn | None = None):
+        super().__init__(cfg, policy_net, obs_dim, action_dim)
+        self.energy_net = GuidanceEnergy(cfg.energy_hidden_dim, cfg.energy_layers)
+        self.energy_tx = optax.adam(cfg.energy_lr)
+        self.q_fn = q_fn
+
+    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> EDPFinetuneState:
+        """Frozen pre-trained policy, its trainable copy, fresh energy and critic."""
+        policy = self._check_and_copy(pretrained_policy)
+        k_energy, k_critic = jax.random.split(key)
+        energy = TrainedNet.create(
+            self.energy_net, self.energy_tx, k_energy, jnp.zeros((1, self.action_dim)),
+            jnp.zeros((1,)), jnp.zeros((1, self.obs_dim)))
+        return EDPFinetuneState(
+            pretrained=frozen(pretrained_policy), policy=policy, energy=energy,
+            critic=iql.init_iql(self.critic, k_critic, self.obs_dim, self.action_dim))
+
+    def guidance(self, energy: TrainedNet) -> diffusion.GuidanceFn:
+        return energy_guidance(self.energy_net, energy, self.cfg.guidance_scale)
+
+    def teacher_samples(self, state: EDPFinetuneState, obs: jax.Array, key: jax.Array
+                        ) -> jax.Array:
+        """One guided sample per state from the frozen pre-trained policy: (B, A)."""
+        return sample_actions(self.policy_net, state.pretrained, obs, key,
+                              self.cfg.diffusion_steps, guidance_fn=self.guidance(state.energy))
+
+    def distill_step(self, state: EDPFinetuneState, obs: jax.Array, teacher: jax.Array,
+                     key: jax.Array) -> tuple[TrainedNet, jax.Array]:
+        """One Adam step of the fine-tuned net toward s_pre + guidance at noisy teachers."""
+        k_t, k_z, k_pre, k_ft = jax.random.split(key, 4)
+        t = diffusion.sample_train_times(k_t, (obs.shape[0],))
+        x_t = diffusion.perturb(teacher, t, jax.random.normal(k_z, teacher.shape))
+        sigma = diffusion.alpha_sigma(t)[1]
+        pre = score_fn(self.policy_net, state.pretrained.params, state.pretrained.constants,
+                       k_pre)  # train mode: dropout on in the target, as the reference
+        target = jax.lax.stop_gradient(pre(x_t, t, obs) + self.guidance(state.energy)(x_t, t, obs))
+        net = state.policy
+
+        def loss_fn(params):
+            student = score_fn(self.policy_net, params, net.constants, k_ft)(x_t, t, obs)
+            return distillation_loss(student, target, sigma)
+
+        loss, grads = jax.value_and_grad(loss_fn)(net.params)
+        updates, opt_state = self.policy_tx.update(grads, net.opt_state, net.params)
+        return net.replace(params=optax.apply_updates(net.params, updates),
+                           opt_state=opt_state), loss
+
+    def negatives(self, policy: TrainedNet, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """M unguided samples per state from the fine-tuned policy: (B, M, A)."""
+        return sample_actions(self.policy_net, policy, obs, key, self.cfg.diffusion_steps,
+                              num_samples=self.cfg.num_negatives)
+
+    def label_q(self, critic: iql.IQLState, obs: jax.Array, actions: jax.Array) -> jax.Array:
+        """Q values behind the CEP labels: min-twin q0_target, or the injected q_fn."""
+        obs_rep = jnp.broadcast_to(obs[:, None], actions.shape[:2] + obs.shape[-1:])
+        if self.q_fn is not None:
+            return jax.lax.stop_gradient(self.q_fn(obs_rep, actions))
+        return jax.lax.stop_gradient(iql.q_min(self.critic, critic.q_target, obs_rep, actions))
+
+    def cep_step(self, energy: TrainedNet, obs: jax.Array, negatives: jax.Array,
+                 q_values: jax.Array, key: jax.Array) -> tuple[TrainedNet, Metrics]:
+        """One Adam step of CEP; one diffusion time per state, shared by its M negatives."""
+        batch, m, _ = negatives.shape
+        k_t, k_z = jax.random.split(key)
+        t = diffusion.sample_train_times(k_t, (batch,))
+        t_rep = jnp.broadcast_to(t[:, None], (batch, m))
+        x_t = diffusion.perturb(negatives, t_rep, jax.random.normal(k_z, negatives.shape))
+        obs_rep = jnp.broadcast_to(obs[:, None], (batch, m, obs.shape[-1]))
+
+        def loss_fn(params):
+            logits = self.energy_net.apply({"params": params, "constants": energy.constants},
+                                           x_t, t_rep, obs_rep)
+            return cep_loss(logits, q_values, self.cfg.alpha)
+
+        loss, grads = jax.value_and_grad(loss_fn)(energy.params)
+        updates, opt_state = self.energy_tx.update(grads, energy.opt_state, energy.params)
+        labels = jax.nn.softmax(self.cfg.alpha * q_values, axis=-1)
+        metrics = {"cep_loss": loss, "cep_label_max": labels.max(axis=-1).mean()}
+        return energy.replace(params=optax.apply_updates(energy.params, updates),
+                              opt_state=opt_state), metrics
+
+    def _update_once(self, state: EDPFinetuneState, batch: Batch, key: jax.Array
+                     ) -> tuple[EDPFinetuneState, Metrics]:
+        k_teacher, k_distill, k_neg, k_cep = jax.random.split(key, 4)
+        obs = batch["observation"]
+        teacher = self.teacher_samples(state, obs, k_teacher)
+        policy, distill_loss = self.distill_step(state, obs, teacher, k_distill)
+        negatives = self.negatives(policy, obs, k_neg)
+        critic, metrics = state.critic, {}
+        if self.q_fn is None:
+            critic, metrics = iql.update_iql(self.cfg.critic, self.critic, critic, batch)
+        q_values = self.label_q(critic, obs, negatives)
+        energy, cep_metrics = self.cep_step(state.energy, obs, negatives, q_values, k_cep)
+        metrics.update(cep_metrics, distill_loss=distill_loss,
+                       teacher_q=self.label_q(critic, obs, teacher[:, None])[:, 0].mean(),
+                       negative_q=q_values.mean())
+        return state.replace(policy=policy, energy=energy, critic=critic), metrics

@@ -1,0 +1,69 @@
+"""IDQL fine-tuning baseline (method `idql`, spec/method.md §6.5).
+
+The policy is the pre-trained diffusion policy kept up to date by plain behaviour cloning
+(one denoising step on the replay actions per iteration); the improvement comes only from
+acting: N unguided candidates per state, keep the one with the highest min-twin q0_target
+(greedy, as the reference; training and evaluation alike). One iteration: BC step, IQL step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from edp.agents.base import Batch, Metrics
+from edp.finetune import iql
+from edp.finetune.common import (
+    DiffusionFinetuneAgent,
+    DiffusionFinetuneConfig,
+    policy_dsm_step,
+    sample_actions,
+)
+from edp.score_models import TrainedNet
+
+
+@dataclasses.dataclass(frozen=True)
+class IDQLConfig(DiffusionFinetuneConfig):
+    """IDQL: behaviour-cloned diffusion policy, IQL critic, best-of-N acting."""
+
+    method: ClassVar[str] = "idql"
+
+    num_candidates: int = 4
+    """N: unguided samples per state at acting time; the argmax of min-twin q0_target acts."""
+
+    def rules(self) -> list[tuple[str, bool, str]]:
+        return super().rules() + [("num_candidates", self.num_candidates >= 1, ">= 1")]
+
+
+class IDQLState(struct.PyTreeNode):
+    policy: TrainedNet
+    critic: iql.IQLState
+
+
+class IDQLAgent(DiffusionFinetuneAgent):
+    name = "idql"
+
+    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> IDQLState:
+        """The pre-trained policy (fresh Adam state) and a fresh critic."""
+        return IDQLState(policy=self._check_and_copy(pretrained_policy),
+                         critic=iql.init_iql(self.critic, key, self.obs_dim, self.action_dim))
+
+    def _act(self, state: IDQLState, obs: jax.Array, key: jax.Array) -> jax.Array:
+        candidates = sample_actions(self.policy_net, state.policy, obs, key,
+                                    self.cfg.diffusion_steps, self.cfg.num_candidates)
+        obs_rep = jnp.broadcast_to(obs[:, None], candidates.shape[:2] + obs.shape[-1:])
+        q = iql.q_min(self.critic, state.critic.q_target, obs_rep, candidates)
+        best = jnp.argmax(q, axis=-1)
+        return jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0]
+
+    def _update_once(self, state: IDQLState, batch: Batch, key: jax.Array
+                     ) -> tuple[IDQLState, Metrics]:
+        policy, metrics = policy_dsm_step(self.policy_net, self.policy_tx, state.policy,
+                                          batch["action"], batch["observation"], key)
+        critic, critic_metrics = iql.update_iql(self.cfg.critic, self.critic, state.critic,
+                                                batch)
+        return IDQLState(policy=policy, critic=critic), {**metrics, **critic_metrics}

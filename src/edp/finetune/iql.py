@@ -1,0 +1,147 @@
+"""The IQL critic shared by every diffusion fine-tuning method (spec/method.md §3.5).
+
+A twin Q network q0 with an EMA target, and a state value V fitted by expectile regression on
+the target's min-twin Q of the *replay* actions (in-sample: no policy action is ever queried).
+One iteration, in the reference order:
+  1. V step on u = min(q1', q2')(s, a) - V(s), loss mean(|tau - 1[u < 0]| u^2);
+  2. Q step on y = r + discount * V(s') with the just-updated V, loss the mean of the two
+     heads' MSE;
+  3. EMA q0_target <- rate * q0 + (1 - rate) * q0_target.
+
+`discount` is the batch's n-step bootstrap discount (gamma^n, zero at terminations). The
+reference bootstraps 3-step returns with a fixed 0.99 instead (spec §10.8, a bug per design.md
+method decision 4); `reference_discount=True` reproduces that: 0.99 where the batch's discount
+is non-zero, 0 where it is zero (the reference's (1 - done)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from edp.agents.base import Batch, Metrics
+from edp.networks import TwinQ, ValueMLP
+
+Params = Any
+REFERENCE_DISCOUNT = 0.99  # the reference's hard-coded IQL bootstrap discount
+
+
+@dataclasses.dataclass(frozen=True)
+class IQLConfig:
+    """IQL critic: twin Q with EMA target, expectile value network."""
+
+    hidden_dim: int = 256
+    """Width of the hidden layers of q1, q2 and V."""
+    num_layers: int = 2
+    """Hidden layers of q1, q2 and V."""
+    lr: float = 3e-4
+    """Adam learning rate of the twin Q and of V."""
+    expectile: float = 0.7
+    """Expectile tau of the V regression (0.5: mean; -> 1: max of the in-sample Q)."""
+    target_ema: float = 0.005
+    """EMA rate of the target twin Q, applied after every Q step."""
+    reference_discount: bool = False
+    """Bootstrap with the reference's fixed 0.99 instead of the batch's n-step discount."""
+
+    def check(self, method: str) -> None:
+        """Raise ValueError naming the first impossible field (prefixed `critic.`)."""
+        rules = [
+            ("hidden_dim", self.hidden_dim >= 1, ">= 1"),
+            ("num_layers", self.num_layers >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("expectile", 0 < self.expectile < 1, "in (0, 1)"),
+            ("target_ema", 0 < self.target_ema <= 1, "in (0, 1]"),
+        ]
+        for field, ok, valid in rules:
+            if not ok:
+                raise ValueError(f"{method} critic.{field}={getattr(self, field)!r}: "
+                                 f"must be {valid}")
+
+
+class IQLState(struct.PyTreeNode):
+    q: Params
+    q_target: Params
+    value: Params
+    q_opt: optax.OptState
+    value_opt: optax.OptState
+
+
+@dataclasses.dataclass(frozen=True)
+class IQLNets:
+    """Static half of the critic (modules and optimiser), closed over by jitted code."""
+
+    q: TwinQ
+    value: ValueMLP
+    tx: optax.GradientTransformation
+
+
+def make_iql(cfg: IQLConfig) -> IQLNets:
+    return IQLNets(q=TwinQ(cfg.hidden_dim, cfg.num_layers),
+                   value=ValueMLP(cfg.hidden_dim, cfg.num_layers), tx=optax.adam(cfg.lr))
+
+
+def init_iql(nets: IQLNets, key: jax.Array, obs_dim: int, action_dim: int) -> IQLState:
+    """Fresh critic (§3.4: nothing of it survives pre-training); target = copy of q0."""
+    k_q, k_v = jax.random.split(key)
+    obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
+    q = nets.q.init(k_q, action, obs)["params"]
+    value = nets.value.init(k_v, obs)["params"]
+    return IQLState(q=q, q_target=q, value=value, q_opt=nets.tx.init(q),
+                    value_opt=nets.tx.init(value))
+
+
+def q_min(nets: IQLNets, q_params: Params, obs: jax.Array, action: jax.Array) -> jax.Array:
+    """min(q1, q2)(s, a) over any leading shape: obs (..., S), action (..., A) -> (...)."""
+    q1, q2 = nets.q.apply({"params": q_params}, action, obs)
+    return jnp.minimum(q1, q2)
+
+
+def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
+    """mean(|tau - 1[u < 0]| * u^2): asymmetric squared loss of u = Q - V."""
+    weight = jnp.abs(expectile - (diff < 0).astype(diff.dtype))
+    return jnp.mean(weight * diff**2)
+
+
+def bootstrap_discount(cfg: IQLConfig, discount: jax.Array) -> jax.Array:
+    """The batch's n-step discount, or the reference's 0.99 * (1 - done)."""
+    if cfg.reference_discount:
+        return jnp.where(discount > 0, REFERENCE_DISCOUNT, 0.0).astype(discount.dtype)
+    return discount
+
+
+def update_iql(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch
+               ) -> tuple[IQLState, Metrics]:
+    """One V step, one twin-Q step, one EMA step on one batch slice (no iters axis)."""
+    obs, action = batch["observation"], batch["action"]
+    q_target = q_min(nets, state.q_target, obs, action)
+
+    def value_loss_fn(value):
+        v = nets.value.apply({"params": value}, obs)
+        return expectile_loss(q_target - v, cfg.expectile), v
+
+    (v_loss, v), v_grads = jax.value_and_grad(value_loss_fn, has_aux=True)(state.value)
+    updates, value_opt = nets.tx.update(v_grads, state.value_opt, state.value)
+    value = optax.apply_updates(state.value, updates)
+
+    next_v = nets.value.apply({"params": value}, batch["next_observation"])
+    y = jax.lax.stop_gradient(
+        batch["reward"] + bootstrap_discount(cfg, batch["discount"]) * next_v)
+
+    def q_loss_fn(q):
+        q1, q2 = nets.q.apply({"params": q}, action, obs)
+        return 0.5 * (jnp.mean((q1 - y) ** 2) + jnp.mean((q2 - y) ** 2)), (q1, q2)
+
+    (q_loss, (q1, q2)), q_grads = jax.value_and_grad(q_loss_fn, has_aux=True)(state.q)
+    updates, q_opt = nets.tx.update(q_grads, state.q_opt, state.q)
+    q = optax.apply_updates(state.q, updates)
+    target = optax.incremental_update(q, state.q_target, cfg.target_ema)
+    state = IQLState(q=q, q_target=target, value=value, q_opt=q_opt, value_opt=value_opt)
+    metrics = {"value_loss": v_loss, "value": v.mean(), "q_loss": q_loss,
+               "q1": q1.mean(), "q2": q2.mean(), "q_target_y": y.mean(),
+               "batch_reward": batch["reward"].mean()}
+    return state, metrics
