@@ -37,6 +37,9 @@ def test_random_pretrain_writes_every_file(tmp_path):
     assert (run / "checkpoints" / "2000" / "agent.msgpack").is_file()
     assert (run / "checkpoints" / "2000" / "replay.npz").is_file()
     assert (run / "snapshots" / "2000" / "agent.msgpack").is_file()
+    snapshot = json.loads((run / "snapshots" / "2000" / "state.json").read_text())
+    assert snapshot["agent"] == "random" and snapshot["env"] == "maze/square_a"
+    assert snapshot["observation_dim"] == 2 and snapshot["config"]["frames"] == 2000
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["frames"] == 2000 and config["config"]["agent"] == "random"
     coverage = json.loads((run / "coverage.json").read_text())

@@ -8,6 +8,7 @@ at episode boundaries together with the host RNG states, so a resumed run contin
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import edp
 from edp import checkpoint
 from edp.agents.base import Agent
 from edp.envs.base import VecEnv
@@ -112,8 +114,14 @@ class Trainer:
         self._resumed = True
 
     def save_snapshot(self) -> Path:
+        """Agent state plus what fine-tuning must check before using it: the run's config,
+        the agent and env, their dimensions, and the library versions."""
         directory = self.run_dir / "snapshots" / str(self.frame)
-        return checkpoint.save(directory, self.state, {"frame": self.frame})
+        meta = {"frame": self.frame, "agent": self.agent.name, "env": self.env.name,
+                "observation_dim": self.env.observation_dim, "action_dim": self.env.action_dim,
+                "edp_version": edp.__version__, "jax_version": jax.__version__,
+                "config": json.loads((self.run_dir / "config.json").read_text())["config"]}
+        return checkpoint.save(directory, self.state, meta)
 
     # ----------------------------------------------------------------------------------- loop
     @property
