@@ -82,7 +82,7 @@ def write_coverage(tracker: CoverageTracker, run_dir: Path, title: str) -> None:
     data = {"maze": tracker.maze.name, "final": tracker.value, "episodes": len(tracker.curve),
             "curve": tracker.curve}
     (run_dir / "coverage.json").write_text(json.dumps(data))
-    plot_density(tracker, run_dir / "coverage.png", f"{title}: coverage {tracker.value:.3f}")
+    plot_density(tracker, run_dir / "coverage.png", f"{title}\nstate coverage {tracker.value:.3f}")
 
 
 def plot_reward_map(maze_name: str, reward_fn, path: Path, title: str,

@@ -13,8 +13,9 @@ not run): PBE on the raw state, no auxiliary network or loss. Its reference kNN 
 `--apt.knn-rms True --apt.knn-clip 0.0001` (the defaults here are ICM-APT's). `--apt.knn-on-next`
 scores s+ against the batch's s+ instead of s (§4c). Fine-tuning: base init.
 
-The reward of a state depends on the batch it is scored with; `intrinsic_reward(state, obs,
-key)` scores `obs` against `obs` itself, reading (never updating) the running moments.
+The reward of a state depends on the batch it is scored with: `intrinsic_reward(state, obs,
+key)` scores each state of `obs` in a batch of batch_size states of `obs` (all of them when
+there are no more), reading, never updating, the running moments.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ class APTAgent(IntrinsicAgent):
     def __init__(self, cfg: APTConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
         super().__init__(backbone, obs_dim, action_dim)
-        if cfg.knn_k > backbone.batch_size:
-            raise ValueError(f"apt knn_k={cfg.knn_k}: must be <= ddpg batch_size "
+        if cfg.knn_k >= backbone.batch_size:
+            raise ValueError(f"apt knn_k={cfg.knn_k}: must be < ddpg batch_size="
                              f"{backbone.batch_size}")
         self.cfg = cfg
         self.icm_net = (ICMNets(obs_dim, action_dim, cfg.hidden_dim, cfg.rep_dim)
@@ -103,19 +104,20 @@ class APTAgent(IntrinsicAgent):
             return obs
         return self.icm_net.apply({"params": icm.params}, obs, method=ICMNets.rep)
 
-    def particle_reward(self, icm: TrainedNet | None, rms: RunningMoments, obs: jax.Array,
-                        update_rms: bool) -> tuple[jax.Array, RunningMoments]:
-        """PBE of every state of `obs` against all of `obs` (self included)."""
-        rep = jax.lax.stop_gradient(self.rep(icm, obs))
-        dists = knn.knn_distances(rep, rep, self.cfg.knn_k, same=True)
+    def particle_reward(self, dists: jax.Array, rms: RunningMoments, update_rms: bool
+                        ) -> tuple[jax.Array, RunningMoments]:
+        """PBE reward (B,) from ascending kNN distances (B, k), with this config's settings."""
         return knn.particle_reward(dists, rms, avg=self.cfg.knn_avg,
                                    normaliser="mean" if self.cfg.knn_rms else "none",
                                    clip=self.cfg.knn_clip, update_rms=update_rms)
 
     def _intrinsic_reward(self, state: APTState, obs: jax.Array, key: jax.Array) -> jax.Array:
-        """PBE of `obs` against itself under the current representation and running moments;
-        public as the jitted `intrinsic_reward`."""
-        return self.particle_reward(state.icm, state.knn_rms, obs, update_rms=False)[0]
+        """Reward of every state of `obs` in a batch made of it and other states of `obs`: all
+        of them up to the batch size (exact PBE), else batch_size - 1 drawn with `key` (reward
+        maps); reads, never updates, the running moments. Public as `intrinsic_reward`."""
+        rep = self.rep(state.icm, obs)
+        dists = knn.batch_knn_distances(rep, self.cfg.knn_k, self.batch_size, key)
+        return self.particle_reward(dists, state.knn_rms, update_rms=False)[0]
 
     def _update_once(self, state: APTState, batch: Batch, key: jax.Array
                      ) -> tuple[APTState, Metrics]:
@@ -124,7 +126,8 @@ class APTAgent(IntrinsicAgent):
         icm = state.icm
         if self.icm_net is not None:
             icm, metrics = icm_step(self.icm_net, self.icm_tx, icm, obs, action, next_obs)
-        scored = next_obs if self.cfg.knn_on_next else obs
-        reward, rms = self.particle_reward(icm, state.knn_rms, scored, update_rms=True)
+        rep = jax.lax.stop_gradient(self.rep(icm, next_obs if self.cfg.knn_on_next else obs))
+        dists = knn.knn_distances(rep, rep, self.cfg.knn_k, same=True)
+        reward, rms = self.particle_reward(dists, state.knn_rms, update_rms=True)
         backbone, backbone_metrics = self.backbone_step(state.backbone, batch, reward, key)
         return APTState(backbone, icm, rms), {**metrics, **backbone_metrics}

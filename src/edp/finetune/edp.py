@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,7 @@ from edp.finetune.common import (
 from edp.networks import ActionScoreNet, GuidanceEnergy
 from edp.score_models import TrainedNet, score_fn
 
+NEGATIVE_SOURCES = ("finetuned", "pretrained")
 QFn = Callable[[jax.Array, jax.Array], jax.Array]  # (obs (..., S), action (..., A)) -> (...)
 
 
@@ -64,6 +65,9 @@ class EDPFinetuneConfig(DiffusionFinetuneConfig):
     """Hidden layers of the energy network f_psi."""
     energy_lr: float = 3e-4
     """Adam learning rate of the energy network f_psi."""
+    negatives_from: Literal["finetuned", "pretrained"] = "finetuned"
+    """Policy sampling the CEP negatives: `finetuned` (the reference) or `pretrained` (exact
+    CEP for the guided pre-trained score; see the module docstring)."""
 
     def rules(self) -> list[tuple[str, bool, str]]:
         return super().rules() + [
@@ -73,6 +77,8 @@ class EDPFinetuneConfig(DiffusionFinetuneConfig):
             ("energy_hidden_dim", self.energy_hidden_dim >= 1, ">= 1"),
             ("energy_layers", self.energy_layers >= 1, ">= 1"),
             ("energy_lr", self.energy_lr > 0, "> 0"),
+            ("negatives_from", self.negatives_from in NEGATIVE_SOURCES,
+             f"one of {', '.join(NEGATIVE_SOURCES)}"),
         ]
 
 
@@ -171,9 +177,11 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
         return net.replace(params=optax.apply_updates(net.params, updates),
                            opt_state=opt_state), loss
 
-    def negatives(self, policy: TrainedNet, obs: jax.Array, key: jax.Array) -> jax.Array:
-        """M unguided samples per state from the fine-tuned policy: (B, M, A)."""
-        return sample_actions(self.policy_net, policy, obs, key, self.cfg.diffusion_steps,
+    def negatives(self, state: EDPFinetuneState, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """M unguided samples per state, (B, M, A), from the fine-tuned policy (reference) or
+        the pre-trained one (`negatives_from`)."""
+        net = state.policy if self.cfg.negatives_from == "finetuned" else state.pretrained
+        return sample_actions(self.policy_net, net, obs, key, self.cfg.diffusion_steps,
                               num_samples=self.cfg.num_negatives)
 
     def label_q(self, critic: iql.IQLState, obs: jax.Array, actions: jax.Array) -> jax.Array:
@@ -211,7 +219,7 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
         obs = batch["observation"]
         teacher = self.teacher_samples(state, obs, k_teacher)
         policy, distill_loss = self.distill_step(state, obs, teacher, k_distill)
-        negatives = self.negatives(policy, obs, k_neg)
+        negatives = self.negatives(state.replace(policy=policy), obs, k_neg)
         critic, metrics = state.critic, {}
         if self.q_fn is None:
             critic, metrics = iql.update_iql(self.cfg.critic, self.critic, critic, batch)
