@@ -74,4 +74,4 @@ def write_maze_figures(cfg: PretrainConfig, agent, trainer: Trainer, coverage, f
             return np.mean([np.asarray(reward(trainer.state, points, k)) for k in keys], axis=0)
 
         plot_reward_map(maze_name(cfg.env), mean_reward, trainer.run_dir / "reward_map.png",
-                        f"intrinsic reward (mean of {REWARD_MAP_ESTIMATES}): {title}")
+                        f"intrinsic reward (mean of {REWARD_MAP_ESTIMATES} estimates)\n{title}")
