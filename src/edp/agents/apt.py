@@ -10,7 +10,7 @@
   3. the DDPG iteration with r.
 `--apt.representation state` is the *reconstructed* state-APT (§4b: URLB's configs for it do
 not run): PBE on the raw state, no auxiliary network or loss. Its reference kNN settings are
-`--apt.knn-rms True --apt.knn-clip 0.0001` (the defaults here are ICM-APT's). `--apt.knn-on-next`
+`--apt.knn-rms --apt.knn-clip 1e-4` (the defaults here are ICM-APT's). `--apt.knn-on-next`
 scores s+ against the batch's s+ instead of s (§4c). Fine-tuning: base init.
 
 The reward of a state depends on the batch it is scored with: `intrinsic_reward(state, obs,
@@ -41,7 +41,7 @@ class APTConfig:
     """APT's representation and kNN reward (the DDPG backbone has its own group)."""
 
     representation: Literal["icm", "state"] = "icm"
-    """icm: URLB's ICM-APT; state: reconstructed state-APT, kNN on raw states (spec 4b)."""
+    """icm: URLB's ICM-APT; state: reconstructed state-APT (+ --apt.knn-rms --apt.knn-clip 1e-4)."""
     rep_dim: int = 512
     """Width of the representation phi(s) (icm only)."""
     hidden_dim: int = 1024

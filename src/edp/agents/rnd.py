@@ -91,17 +91,21 @@ class RNDAgent(IntrinsicAgent):
         clip = self.cfg.obs_clip
         return jnp.clip((obs - mean) / jnp.sqrt(var + BN_EPS), -clip, clip)
 
-    def prediction_error(self, predictor: ddpg.Params, target: ddpg.Params, obs_hat: jax.Array
-                         ) -> jax.Array:
-        """e (B,): mean over the rep_dim outputs of (T(s^) - P(s^))^2, s^ normalised."""
-        t = jax.lax.stop_gradient(self.net.apply({"params": target}, obs_hat))
-        return jnp.mean((t - self.net.apply({"params": predictor}, obs_hat)) ** 2, axis=-1)
+    def prediction_error(self, predictor: ddpg.Params, target_out: jax.Array,
+                         obs_hat: jax.Array) -> jax.Array:
+        """e (B,): mean over the rep_dim outputs of (T(s^) - P(s^))^2, s^ normalised and
+        target_out = T(s^)."""
+        return jnp.mean((target_out - self.net.apply({"params": predictor}, obs_hat)) ** 2,
+                        axis=-1)
+
+    def target_out(self, state: RNDState, obs_hat: jax.Array) -> jax.Array:
+        return jax.lax.stop_gradient(self.net.apply({"params": state.target}, obs_hat))
 
     def _intrinsic_reward(self, state: RNDState, obs: jax.Array, key: jax.Array) -> jax.Array:
         """Reward of states with the normaliser's running statistics and the current running
         std (no statistics update); public as the jitted `intrinsic_reward`."""
         obs_hat = self.normalise(obs, state.obs_mean, state.obs_var)
-        e = self.prediction_error(state.predictor.params, state.target, obs_hat)
+        e = self.prediction_error(state.predictor.params, self.target_out(state, obs_hat), obs_hat)
         return self.cfg.rnd_scale * e / (jnp.sqrt(state.reward_rms.var) + 1e-8)
 
     def _update_once(self, state: RNDState, batch: Batch, key: jax.Array
@@ -113,11 +117,13 @@ class RNDAgent(IntrinsicAgent):
         obs_mean = (1 - BN_MOMENTUM) * state.obs_mean + BN_MOMENTUM * batch_mean
         obs_var = (1 - BN_MOMENTUM) * state.obs_var + BN_MOMENTUM * batch_var * m / max(m - 1, 1)
 
+        target_out = self.target_out(state, obs_hat)  # frozen: one forward for loss and reward
+
         def loss_fn(params):
-            return self.prediction_error(params, state.target, obs_hat).mean(), None
+            return self.prediction_error(params, target_out, obs_hat).mean(), None
 
         predictor, loss, _ = gradient_step(self.tx, state.predictor, loss_fn)
-        e = jax.lax.stop_gradient(self.prediction_error(predictor.params, state.target, obs_hat))
+        e = jax.lax.stop_gradient(self.prediction_error(predictor.params, target_out, obs_hat))
         rms = state.reward_rms.update(e)
         reward = self.cfg.rnd_scale * e / (jnp.sqrt(rms.var) + 1e-8)
         backbone, metrics = self.backbone_step(state.backbone, batch, reward, key)
