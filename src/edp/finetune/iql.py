@@ -114,34 +114,45 @@ def bootstrap_discount(cfg: IQLConfig, discount: jax.Array) -> jax.Array:
     return discount
 
 
-def update_iql(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch
-               ) -> tuple[IQLState, Metrics]:
-    """One V step, one twin-Q step, one EMA step on one batch slice (no iters axis)."""
-    obs, action = batch["observation"], batch["action"]
+def update_value(cfg: IQLConfig, nets: IQLNets, state: IQLState, obs: jax.Array,
+                 action: jax.Array) -> tuple[IQLState, Metrics]:
+    """One Adam step of V on the expectile loss of u = min-twin q0_target(s, a) - V(s)."""
     q_target = q_min(nets, state.q_target, obs, action)
 
-    def value_loss_fn(value):
+    def loss_fn(value):
         v = nets.value.apply({"params": value}, obs)
         return expectile_loss(q_target - v, cfg.expectile), v
 
-    (v_loss, v), v_grads = jax.value_and_grad(value_loss_fn, has_aux=True)(state.value)
-    updates, value_opt = nets.tx.update(v_grads, state.value_opt, state.value)
-    value = optax.apply_updates(state.value, updates)
+    (loss, v), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.value)
+    updates, value_opt = nets.tx.update(grads, state.value_opt, state.value)
+    state = state.replace(value=optax.apply_updates(state.value, updates), value_opt=value_opt)
+    return state, {"value_loss": loss, "value": v.mean()}
 
-    next_v = nets.value.apply({"params": value}, batch["next_observation"])
+
+def update_q(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch
+             ) -> tuple[IQLState, Metrics]:
+    """One Adam step of the twin Q on y = r + discount * V(s') (current V), then the EMA."""
+    obs, action = batch["observation"], batch["action"]
+    next_v = nets.value.apply({"params": state.value}, batch["next_observation"])
     y = jax.lax.stop_gradient(
         batch["reward"] + bootstrap_discount(cfg, batch["discount"]) * next_v)
 
-    def q_loss_fn(q):
+    def loss_fn(q):
         q1, q2 = nets.q.apply({"params": q}, action, obs)
         return 0.5 * (jnp.mean((q1 - y) ** 2) + jnp.mean((q2 - y) ** 2)), (q1, q2)
 
-    (q_loss, (q1, q2)), q_grads = jax.value_and_grad(q_loss_fn, has_aux=True)(state.q)
-    updates, q_opt = nets.tx.update(q_grads, state.q_opt, state.q)
+    (loss, (q1, q2)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.q)
+    updates, q_opt = nets.tx.update(grads, state.q_opt, state.q)
     q = optax.apply_updates(state.q, updates)
     target = optax.incremental_update(q, state.q_target, cfg.target_ema)
-    state = IQLState(q=q, q_target=target, value=value, q_opt=q_opt, value_opt=value_opt)
-    metrics = {"value_loss": v_loss, "value": v.mean(), "q_loss": q_loss,
-               "q1": q1.mean(), "q2": q2.mean(), "q_target_y": y.mean(),
-               "batch_reward": batch["reward"].mean()}
-    return state, metrics
+    state = state.replace(q=q, q_target=target, q_opt=q_opt)
+    return state, {"q_loss": loss, "q1": q1.mean(), "q2": q2.mean(), "q_target_y": y.mean()}
+
+
+def update_iql(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch
+               ) -> tuple[IQLState, Metrics]:
+    """One IQL iteration on one batch slice (no iters axis): V step, Q step, EMA."""
+    state, value_metrics = update_value(cfg, nets, state, batch["observation"],
+                                        batch["action"])
+    state, q_metrics = update_q(cfg, nets, state, batch)
+    return state, {**value_metrics, **q_metrics, "batch_reward": batch["reward"].mean()}
