@@ -14,17 +14,16 @@ policy never acts here; it is the expressive policy handed to diffusion fine-tun
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
 from edp import diffusion
 from edp.agents import ddpg
 from edp.agents.base import Batch, Metrics
+from edp.agents.intrinsic import IntrinsicAgent
 from edp.networks import ActionScoreNet, StateScoreNet
 from edp.rms import RunningMoments
 from edp.score_models import TrainedNet, dsm_update, example_inputs, score_fn
@@ -71,45 +70,29 @@ class EDPState(struct.PyTreeNode):
     reward_rms: RunningMoments
 
 
-class EDPAgent:
+class EDPAgent(IntrinsicAgent):
     name = "edp"
 
     def __init__(self, cfg: EDPConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
-        backbone.check()
-        self.cfg, self.backbone_cfg = cfg, backbone
-        self.obs_dim, self.action_dim = obs_dim, action_dim
-        self.batch_size = backbone.batch_size
-        self.updates_per_step = backbone.updates_per_step
-        self.update_every = backbone.update_every
-        self.learning_starts = backbone.learning_starts
-        self.nets = ddpg.make_nets(backbone, action_dim)
+        super().__init__(backbone, obs_dim, action_dim)
+        self.cfg = cfg
         width = dict(hidden_dim=cfg.score_hidden_dim, num_blocks=cfg.score_blocks,
                      dropout_rate=cfg.score_dropout, time_dim=cfg.score_time_dim)
         self.state_net = StateScoreNet(obs_dim, **width)
         self.policy_net = ActionScoreNet(action_dim, **width)
         self.score_tx = optax.adam(cfg.score_lr)
-        self._act = jax.jit(functools.partial(ddpg.select_action, backbone, self.nets),
-                            static_argnames="eval_mode")
-        self._update = jax.jit(functools.partial(ddpg.scan_iterations, self._update_once))
         self.intrinsic_reward = jax.jit(self._intrinsic_reward)
 
     def init(self, key: jax.Array) -> EDPState:
         k_backbone, k_state, k_policy = jax.random.split(key, 3)
         return EDPState(
-            backbone=ddpg.init_state(self.nets, k_backbone, self.obs_dim, self.action_dim),
+            backbone=self.init_backbone(k_backbone),
             state_model=TrainedNet.create(self.state_net, self.score_tx, k_state,
                                           *example_inputs(self.obs_dim)),
             policy=TrainedNet.create(self.policy_net, self.score_tx, k_policy,
                                      *example_inputs(self.action_dim, self.obs_dim)),
             reward_rms=RunningMoments.create())
-
-    def act(self, state: EDPState, observation, key, step, eval_mode: bool):
-        return self._act(state.backbone.actor, observation, key, np.int32(step),
-                         eval_mode=eval_mode)
-
-    def update(self, state: EDPState, batch: Batch, key: jax.Array) -> tuple[EDPState, Metrics]:
-        return self._update(state, batch, key)
 
     def raw_reward(self, state_model: TrainedNet, obs: jax.Array, key: jax.Array) -> jax.Array:
         """Mean over K draws of the per-state denoising loss, dropout on (reference)."""
@@ -137,8 +120,7 @@ class EDPAgent:
         raw = jax.lax.stop_gradient(self.raw_reward(state_model, obs, k_reward))
         rms = state.reward_rms.update(raw)
         reward = self.cfg.diffusion_scale * raw / (jnp.sqrt(rms.var) + 1e-8)
-        backbone, backbone_metrics = ddpg.update_backbone(
-            self.backbone_cfg, self.nets, state.backbone, batch, reward, k_backbone)
-        metrics.update(backbone_metrics, intr_reward=reward.mean(), intr_reward_max=reward.max(),
-                       intr_reward_raw=raw.mean(), intr_reward_std=jnp.sqrt(rms.var))
+        backbone, backbone_metrics = self.backbone_step(state.backbone, batch, reward, k_backbone)
+        metrics.update(backbone_metrics, intr_reward_raw=raw.mean(),
+                       intr_reward_std=jnp.sqrt(rms.var))
         return EDPState(backbone, state_model, policy, rms), metrics
