@@ -74,8 +74,11 @@ def check_pretrained(policy_net: ActionScoreNet, pretrained: TrainedNet, obs_dim
     shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)
     got = {"params": pretrained.params, "constants": pretrained.constants}
     if shapes(got) != shapes(dict(expected)):
+        net = (f"ActionScoreNet(action_dim={policy_net.action_dim}, hidden_dim="
+               f"{policy_net.hidden_dim}, num_blocks={policy_net.num_blocks}, time_dim="
+               f"{policy_net.time_dim})")
         raise ValueError(f"pre-trained policy shapes do not match the fine-tuning policy "
-                         f"network {policy_net} for obs_dim={obs_dim}, action_dim={action_dim}")
+                         f"network {net} for obs_dim={obs_dim}, action_dim={action_dim}")
 
 
 def fresh_copy(pretrained: TrainedNet, tx: optax.GradientTransformation) -> TrainedNet:

@@ -15,9 +15,17 @@ One iteration on one batch (s, a, r, discount, s'), in the reference order:
   3. CEP negatives: M unguided samples per state from the (just-updated) fine-tuned net;
   4. IQL critic step (edp.finetune.iql);
   5. CEP step of f_psi with labels softmax_j(alpha min-twin q0_target(s, a_j)).
-The CEP negatives come from the fine-tuned policy while the guidance is added to the
-pre-trained score (spec §10.4): exact at the start, where the two coincide, approximate later.
 Acting samples the fine-tuned net without guidance (design.md method decision 3).
+
+Negatives (spec §10.4). CEP learns f_t(x) = log E[exp(alpha Q(a_0)) | x_t = x] under the law
+the negatives come from, and that is the right guidance for the pre-trained score only if the
+negatives come from pi_pre. The reference draws them from the fine-tuned policy (the default,
+`negatives_from="finetuned"`): exact at the start, where the two policies coincide, but its
+fixed point is not pi_pre exp(alpha Q). Integrating the probability-flow ODE with exact scores
+and energies on a two-mode bandit (modes +-0.6, std 0.1, Q = 0.4 a, alpha 3) gives a right-mode
+mass of 0.81 for the target, 0.81 after the first round of the reference's iteration, and a
+fixed point of 0.75 after that (damped oscillation). `negatives_from="pretrained"` is exact
+CEP (QGPO) at the same cost; tests/test_finetune_methods.py checks it reaches the target.
 """
 
 from __future__ import annotations
