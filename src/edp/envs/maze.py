@@ -16,6 +16,7 @@ from edp.envs.base import Step
 from edp.envs.maze_layouts import LAYOUTS, Cell, Wall, unit_walls
 
 MAZE_NAMES: tuple[str, ...] = tuple(LAYOUTS)
+EPISODE_LENGTH = 50  # ExDM's horizon n (spec §1)
 
 _PAD = 2  # wall-free cells around each grid: lookups near or past the border find no walls
 _PROBE = 0.999  # upstream looks up the cell "just before" a crossing at this fraction of it
@@ -262,7 +263,8 @@ class MazeEnv:
     is the inherited upstream one that reward-free pre-training ignores.
     """
 
-    def __init__(self, name: str, num_envs: int = 1, seed: int = 0, horizon: int = 50,
+    def __init__(self, name: str, num_envs: int = 1, seed: int = 0,
+                 horizon: int = EPISODE_LENGTH,
                  strict: bool = False, fixed_start: bool = False):
         if num_envs < 1 or horizon < 1:
             raise ValueError(f"num_envs and horizon must be >= 1; got {num_envs}, {horizon}")
