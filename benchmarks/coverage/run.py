@@ -47,7 +47,8 @@ def main() -> None:
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}")
-    todo = [(m, a, s) for m in args.mazes for a in args.agents for s in args.seeds
+    # seed-major: an interrupted benchmark still has whole seeds of every maze and agent
+    todo = [(m, a, s) for s in args.seeds for m in args.mazes for a in args.agents
             if not done(args.root, m, a, s, args.frames)]
     print(f"{len(todo)} runs to do")
 

@@ -12,13 +12,17 @@ import sys
 from pathlib import Path
 
 from edp.config import ConfigError
+from edp.sweep import main as sweep
 
 USAGE = """usage: edp <command> [options]
 
 commands:
   pretrain   reward-free pre-training of an exploration agent (writes a run directory)
+  finetune   fine-tune on a downstream task from a pre-training snapshot (or from scratch)
+  eval       re-evaluate a run's latest checkpoint for N episodes
   report     aggregate run directories into results.csv, report.md and figures
   bench      time per env step (act / env / learn) against the machine's GEMM throughput
+  sweep      run a grid of runs (envs x agents x seeds [x tasks x methods]) on Ray
 
 `edp <command> --help` explains every option of a command."""
 
@@ -43,7 +47,9 @@ def pretrain(argv: list[str]) -> int:
     from edp.config import PretrainConfig
 
     if "--resume" in argv:
-        return _resume(argv)
+        from edp.train import pretrain_run
+
+        return _resume(argv, "pretrain", PretrainConfig, pretrain_run)
     base = PretrainConfig()
     chosen = _preparse(argv, {"preset": base.preset, "env": base.env, "agent": base.agent})
     try:
@@ -60,21 +66,20 @@ def pretrain(argv: list[str]) -> int:
     return _run_pretrain(cfg)
 
 
-def _run_pretrain(cfg, resume_dir: Path | None = None) -> int:
-    from edp.train import pretrain_run
+def _run(run_fn, cfg, resume_dir: Path | None = None) -> int:
+    """Run a training command; expected failures are one-line errors, never tracebacks."""
+    from edp.checkpoint import CheckpointError
+    from edp.loop import NonFiniteError
 
     try:
-        result = pretrain_run(cfg, resume_dir)
-    except (ConfigError, OSError) as exc:
+        result = run_fn(cfg, resume_dir)
+    except (ConfigError, OSError, CheckpointError, NonFiniteError) as exc:
         return _fail(str(exc))
-    except Exception as exc:
-        from edp.checkpoint import CheckpointError
-        from edp.loop import NonFiniteError
-
-        if isinstance(exc, (CheckpointError, NonFiniteError)):
-            return _fail(str(exc))
-        raise
     summary = f"run directory: {result.run_dir}"
+    if result.final_eval:
+        from edp.loop import describe
+
+        summary += f"\nfinal evaluation: {describe(result.final_eval)}"
     if result.coverage is not None:
         summary += (f"\nfinal coverage: {result.coverage:.4f} "
                     f"(figure: {result.run_dir / 'coverage.png'})")
@@ -82,19 +87,91 @@ def _run_pretrain(cfg, resume_dir: Path | None = None) -> int:
     return 0
 
 
-def _resume(argv: list[str]) -> int:
-    from edp.config import PretrainConfig, from_json
+def _run_pretrain(cfg, resume_dir: Path | None = None) -> int:
+    from edp.train import pretrain_run
+
+    return _run(pretrain_run, cfg, resume_dir)
+
+
+def _resume(argv: list[str], command: str, config_cls, run_fn) -> int:
+    from edp.config import from_json
     from edp.rundir import read_config
 
-    parser = argparse.ArgumentParser(prog="edp pretrain --resume")
+    parser = argparse.ArgumentParser(prog=f"edp {command} --resume")
     parser.add_argument("--resume", type=Path, required=True,
                         help="run directory to continue from its latest checkpoint")
     args = parser.parse_args(argv)
     try:
-        cfg = from_json(PretrainConfig, read_config(args.resume))
+        cfg = from_json(config_cls, read_config(args.resume))
     except (FileNotFoundError, TypeError, KeyError, ValueError) as exc:
         return _fail(f"cannot resume {args.resume}: {exc}")
-    return _run_pretrain(cfg, args.resume)
+    return _run(run_fn, cfg, args.resume)
+
+
+def finetune(argv: list[str]) -> int:
+    import tyro
+
+    from edp.finetune.config import FinetuneConfig, defaults
+    from edp.finetune.run import finetune_run
+
+    if "--resume" in argv:
+        return _resume(argv, "finetune", FinetuneConfig, finetune_run)
+    base = FinetuneConfig()
+    chosen = _preparse(argv, {"preset": base.preset, "method": base.method, "snapshot": None})
+    helping = "-h" in argv or "--help" in argv
+    try:
+        default = defaults(chosen["preset"], chosen["method"],
+                           _snapshot_backbone(chosen["snapshot"]))
+    except (ConfigError, OSError) as exc:
+        if not helping:
+            return _fail(str(exc))
+        default = base
+    cfg = tyro.cli(FinetuneConfig, default=default, args=argv, prog="edp finetune",
+                   description="Fine-tune on a downstream task (URLB protocol: 4,000 seed "
+                   "frames, evaluation every 10,000 frames, frame 0 included). Writes a run "
+                   "directory like `edp pretrain`, with raw and expert-normalised returns in "
+                   "eval.csv. Resume with `edp finetune --resume <run dir>`.")
+    return _run(finetune_run, cfg)
+
+
+def _snapshot_backbone(path: str | None):
+    """The DDPG config of a snapshot's agent (fine-tuning keeps its architecture)."""
+    if path is None:
+        return None
+    import json
+
+    from edp.checkpoint import CheckpointError
+    from edp.config import PretrainConfig, from_json
+    from edp.snapshot import find
+
+    try:
+        meta = json.loads((find(Path(path)) / "state.json").read_text())
+        return from_json(PretrainConfig, meta["config"]).ddpg
+    except CheckpointError as exc:
+        raise ConfigError(str(exc)) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"corrupt snapshot {path}: {exc}") from exc
+
+
+def evaluate(argv: list[str]) -> int:
+    import tyro
+
+    from edp.checkpoint import CheckpointError
+    from edp.evaluate import EvalConfig, evaluate_run
+    from edp.loop import describe
+
+    cfg = tyro.cli(EvalConfig, args=argv, prog="edp eval",
+                   description="Re-evaluate a run's latest checkpoint with the deterministic "
+                   "policy on fresh episodes; prints mean +- std (and the expert-normalised "
+                   "mean on URLB tasks).")
+    try:
+        row, frame, video = evaluate_run(cfg)
+    except (ConfigError, OSError, CheckpointError, ValueError) as exc:
+        return _fail(str(exc))
+    print(f"{cfg.run} at {frame:,} frames: {describe(row)} over {cfg.episodes} episodes")
+    if video is not None:
+        print(f"video: {video}")
+    return 0
 
 
 def bench(argv: list[str]) -> int:
@@ -118,8 +195,10 @@ def report(argv: list[str]) -> int:
     from edp.report import ReportConfig, write_report
 
     cfg = tyro.cli(ReportConfig, args=argv, prog="edp report",
-                   description="Collect run directories into results.csv, report.md and figures "
-                   "(maze coverage: mean, std, bootstrap CI, curves).")
+                   description="Collect run directories into results.csv, report.md and figures: "
+                   "maze coverage (mean, std, bootstrap CI, curves) and fine-tuning studies "
+                   "(expert-normalised IQM, mean, median, optimality gap with stratified "
+                   "bootstrap CIs, probability of improvement, curves per method).")
     try:
         path = write_report(cfg)
     except FileNotFoundError as exc:
@@ -128,7 +207,8 @@ def report(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"pretrain": pretrain, "bench": bench, "report": report}
+COMMANDS = {"pretrain": pretrain, "finetune": finetune, "eval": evaluate, "bench": bench,
+            "report": report, "sweep": sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

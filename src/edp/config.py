@@ -127,7 +127,7 @@ def from_json(cls: type, data: dict):
         kind = hints[name]
         if dataclasses.is_dataclass(kind):
             value = from_json(kind, value)
-        elif kind is Path:
+        elif Path in (kind, *typing.get_args(kind)) and value is not None:
             value = Path(value)
         elif typing.get_origin(kind) is tuple:
             value = tuple(value)

@@ -39,6 +39,9 @@ class LoopSettings:
     snapshots: tuple[int, ...]
     eval_episodes: int
     quiet: bool = False
+    eval_every: int = 0  # frames between evaluations (0: only the final one)
+    expert_score: float | None = None  # eval.csv gets normalized_return = return / this
+    video: bool = False  # render the final evaluation's first episode to videos/<frame>.mp4
 
 
 @dataclass
@@ -68,13 +71,15 @@ class Trainer:
     """Owns the env, replay, agent state and sinks of one run."""
 
     def __init__(self, run_dir: Path, env: VecEnv, eval_env: VecEnv, agent: Agent,
-                 replay: ReplayBuffer, settings: LoopSettings, coverage=None):
+                 replay: ReplayBuffer, settings: LoopSettings, coverage=None,
+                 init_fn=None):
+        """`init_fn(key) -> state` replaces `agent.init` (fine-tuning starts from a snapshot)."""
         self.run_dir, self.env, self.eval_env, self.agent = run_dir, env, eval_env, agent
         self.replay, self.settings, self.coverage = replay, settings, coverage
         root = jax.random.PRNGKey(settings.seed)
         self.init_key, self.act_key, self.update_key, self.eval_key = jax.random.split(root, 4)
         self.sample_rng = np.random.default_rng([settings.seed, 1])
-        self.state = agent.init(self.init_key)
+        self.state = (init_fn or agent.init)(self.init_key)
         self.step = 0
         self.episodes = 0
         self._update = _checked(agent.update)
@@ -90,6 +95,7 @@ class Trainer:
         state = {"step": self.step, "frame": frame, "episodes": self.episodes,
                  "sample_rng": self.sample_rng.bit_generator.state,
                  "env_rng": self.env.get_rng_state(),
+                 "eval_env_rng": self.eval_env.get_rng_state(),
                  "episode_returns": self._episode_returns[-100:]}
         path = checkpoint.save(self.run_dir / "checkpoints" / str(frame), self.state, state, arrays)
         self._prune_checkpoints(keep=path)
@@ -110,6 +116,7 @@ class Trainer:
         self.step, self.episodes = state["step"], state["episodes"]
         self.sample_rng.bit_generator.state = state["sample_rng"]
         self.env.set_rng_state(state["env_rng"])
+        self.eval_env.set_rng_state(state["eval_env_rng"])
         self._episode_returns = list(state["episode_returns"])
         self._resumed = True
 
@@ -135,6 +142,8 @@ class Trainer:
         s, agent, env = self.settings, self.agent, self.env
         total_steps = -(-s.frames // env.num_envs)
         eval_fields = ["episode_return", "episode_return_std"]
+        if s.expert_score is not None:
+            eval_fields.append("normalized_return")
         sinks = Sinks(self.run_dir, eval_fields, resume_frame=self.frame if self._resumed else None)
         progress = Progress(s.frames, self.frame)
         metrics: dict[str, Any] = {}
@@ -145,6 +154,8 @@ class Trainer:
         try:
             while self.step < total_steps:
                 step = self.step
+                if self._due(s.eval_every, env.num_envs):  # frame 0 included
+                    self.evaluate(sinks)
                 action = np.asarray(agent.act(self.state, obs, _fold_in(self.act_key, step),
                                               step, False))
                 if self._learning_due(step):
@@ -174,7 +185,7 @@ class Trainer:
                     self._log(sinks, progress, metrics)
             self.save_snapshot()
             self.save_checkpoint()
-            final = self.evaluate(sinks) if s.eval_episodes else {}
+            final = self.evaluate(sinks, record=s.video) if s.eval_episodes else {}
         finally:
             sinks.close()
         return LoopResult(self.run_dir, self.frame, final,
@@ -203,31 +214,60 @@ class Trainer:
             n = self.env.num_envs
             self.coverage.add_episodes(self.replay.recent_observations(n))
 
-    def evaluate(self, sinks: Sinks) -> dict[str, float]:
-        """Deterministic-policy episodes on the evaluation env; logged to eval.csv."""
-        env = self.eval_env
-        returns: list[float] = []
-        rollout = 0
+    def evaluate(self, sinks: Sinks, record: bool = False) -> dict[str, float]:
+        """Deterministic-policy episodes on the evaluation env; logged to eval.csv. `record`
+        renders the first episode (software rendering costs ~0.15 s a frame here)."""
+        s = self.settings
         t0 = time.perf_counter()
-        while len(returns) < self.settings.eval_episodes:
-            obs = env.reset()
-            total = np.zeros(env.num_envs)
-            done = False
-            t = 0
-            while not done:
-                key = _fold_in(_fold_in(self.eval_key, rollout), t)
-                action = np.asarray(self.agent.act(self.state, obs, key, self.step, True))
-                out = env.step(action)
-                total += out.reward
-                obs, done, t = out.observation, out.done, t + 1
-            returns.extend(total.tolist())
-            rollout += 1
-        returns = returns[: self.settings.eval_episodes]
-        row = {"episode_return": float(np.mean(returns)),
-               "episode_return_std": float(np.std(returns))}
+        returns, frames = run_episodes(self.agent, self.state, self.eval_env, s.eval_episodes,
+                                       _fold_in(self.eval_key, self.frame), self.step, record)
+        row = summarise(returns, s.expert_score)
         sinks.log_eval(self.frame, row)
-        if not self.settings.quiet:
-            print(f"eval at {self.frame:,} frames: return {row['episode_return']:.3f} "
-                  f"+- {row['episode_return_std']:.3f} over {len(returns)} episodes "
+        if frames:
+            from edp.video import write_mp4
+
+            write_mp4(self.run_dir / "videos" / f"{self.frame}.mp4", frames)
+        if not s.quiet:
+            print(f"eval at {self.frame:,} frames: {describe(row)} over {len(returns)} episodes "
                   f"({time.perf_counter() - t0:.1f}s)", flush=True)
         return row
+
+
+def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.Array,
+                 step: int, record: bool = False) -> tuple[list[float], list[np.ndarray]]:
+    """Returns of `episodes` deterministic-policy episodes, and the rendered frames of the
+    first one if `record`."""
+    returns: list[float] = []
+    frames: list[np.ndarray] = []
+    rollout = 0
+    while len(returns) < episodes:
+        obs = env.reset()
+        total = np.zeros(env.num_envs)
+        done, t = False, 0
+        while not done:
+            if record and rollout == 0:
+                frames.append(env.render())
+            action = np.asarray(agent.act(state, obs, _fold_in(_fold_in(key, rollout), t),
+                                          step, True))
+            out = env.step(action)
+            total += out.reward
+            obs, done, t = out.observation, out.done, t + 1
+        returns.extend(total.tolist())
+        rollout += 1
+    return returns[:episodes], frames
+
+
+def summarise(returns: list[float], expert_score: float | None) -> dict[str, float]:
+    """Mean and std of the returns, and the mean over the expert score when there is one."""
+    row = {"episode_return": float(np.mean(returns)),
+           "episode_return_std": float(np.std(returns))}
+    if expert_score is not None:
+        row["normalized_return"] = row["episode_return"] / expert_score
+    return row
+
+
+def describe(row: dict[str, float]) -> str:
+    text = f"return {row['episode_return']:.3f} +- {row['episode_return_std']:.3f}"
+    if "normalized_return" in row:
+        text += f" (normalised {row['normalized_return']:.3f})"
+    return text

@@ -39,7 +39,9 @@ def pretrain_defaults(preset: str, env: str, agent: str) -> PretrainConfig:
     frames = 100_000 if maze else 2_000_000
     snapshots = () if maze else (100_000, 500_000, 1_000_000, 2_000_000)
     if preset == "fast":
-        ddpg = dataclasses.replace(ddpg, hidden_dim=128, batch_size=256, update_every=1,
+        # one update per 2 env steps for every agent (URLB's cadence): halves the learning
+        # cost; EDP's coverage on square_tree was 0.64 vs 0.66 at every step (seed 0, 100k)
+        ddpg = dataclasses.replace(ddpg, hidden_dim=128, batch_size=256, update_every=2,
                                    updates_per_step=1)
         edp = dataclasses.replace(edp, score_hidden_dim=64, score_blocks=1, score_time_dim=64,
                                   reward_samples=4)

@@ -1,7 +1,11 @@
 """`edp report`: collect run directories into results.csv, report.md and figures.
 
-Maze runs are summarised by their final state coverage (mean, population std as the reference
-script, and a bootstrap 95% confidence interval of the mean) and by coverage curves per episode.
+Maze pre-training runs are summarised by their final state coverage (mean, population std as
+the reference script, and a bootstrap 95% confidence interval of the mean) and by coverage
+curves per episode. Fine-tuning runs (URLB protocol) are scored by the expert-normalised return
+of their last evaluation and aggregated over tasks as rliable does (IQM, mean, median,
+optimality gap, probability of improvement, with stratified bootstrap confidence intervals),
+reimplemented here in NumPy; curves show the evaluation return against frames.
 """
 
 from __future__ import annotations
@@ -26,16 +30,21 @@ class ReportConfig:
     """Directory for results.csv, report.md and the figures."""
     bootstrap: int = 2000
     """Bootstrap resamples for confidence intervals."""
+    reference: str = "edp_from_edp"
+    """Fine-tuning method (its directory name, <method>_from_<agent> or <method>_scratch) whose
+    probability of improvement over each other method is reported."""
 
 
 @dataclass(frozen=True)
 class Run:
     path: Path
-    env: str
-    agent: str
+    env: str  # the pre-training env, or the fine-tuning task
+    agent: str  # the pre-training agent, or the fine-tuning label: the directory (ddpg_from_edp)
     seed: int
     frames: int
     coverage: list[float] | None
+    kind: str  # "pretrain" or "finetune"
+    finished: bool  # result.json written
 
 
 def find_runs(roots: tuple[Path, ...]) -> list[Run]:
@@ -58,7 +67,9 @@ def _load_run(path: Path) -> Run:
     coverage = None
     if (path / "coverage.json").is_file():
         coverage = json.loads((path / "coverage.json").read_text())["curve"]
-    return Run(path, cfg["env"], cfg["agent"], cfg["seed"], cfg["frames"], coverage)
+    kind, name = ("finetune", path.parent.name) if "method" in cfg else ("pretrain", cfg["agent"])
+    return Run(path, cfg["env"], name, cfg["seed"], cfg["frames"], coverage, kind,
+               (path / "result.json").is_file())
 
 
 def bootstrap_ci(values: np.ndarray, resamples: int, seed: int = 0) -> tuple[float, float]:
@@ -74,7 +85,7 @@ def bootstrap_ci(values: np.ndarray, resamples: int, seed: int = 0) -> tuple[flo
 def coverage_rows(runs: list[Run], resamples: int) -> list[dict]:
     groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
     for run in runs:
-        if run.coverage:
+        if run.coverage and run.kind == "pretrain":
             groups[(run.env, run.agent)].append(run)
     rows = []
     for (env, agent), members in sorted(groups.items()):
@@ -88,16 +99,28 @@ def coverage_rows(runs: list[Run], resamples: int) -> list[dict]:
     return rows
 
 
-def plot_coverage_curves(runs: list[Run], path: Path) -> None:
-    """One panel per maze: mean coverage per episode with a +-1 std band, one line per agent."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(plt, fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_coverage_curves(runs: list[Run], path: Path) -> None:
+    """One panel per maze: mean coverage per episode with a +-1 std band, one line per agent."""
+    plt = _pyplot()
+
     by_env: dict[str, dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
-        if run.coverage:
+        if run.coverage and run.kind == "pretrain":
             by_env[run.env][run.agent].append(run.coverage)
     envs = sorted(by_env)
     cols = min(4, len(envs))
@@ -118,9 +141,233 @@ def plot_coverage_curves(runs: list[Run], path: Path) -> None:
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(envs):]:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
+
+
+# Aggregates over tasks, as rliable defines them. A score set is one array per task with the runs
+# on the last axis; leading axes (bootstrap resamples, evaluation frames) broadcast, so the same
+# functions give point estimates, confidence intervals and curves.
+
+def iqm(per_task: list[np.ndarray]) -> np.ndarray:
+    """Interquartile mean of the pooled run-task scores: drop int(n / 4) from each end of the
+    sorted n scores (scipy.stats.trim_mean(scores, 0.25), as rliable) and average the rest."""
+    pooled = np.sort(np.concatenate(per_task, axis=-1), axis=-1)
+    n = pooled.shape[-1]
+    cut = int(0.25 * n)
+    return pooled[..., cut:n - cut].mean(-1)
+
+
+def mean_of_means(per_task: list[np.ndarray]) -> np.ndarray:
+    return np.mean([x.mean(-1) for x in per_task], axis=0)
+
+
+def median_of_means(per_task: list[np.ndarray]) -> np.ndarray:
+    return np.median([x.mean(-1) for x in per_task], axis=0)
+
+
+def optimality_gap(per_task: list[np.ndarray]) -> np.ndarray:
+    """How far the pooled scores fall short of 1 (the expert), on average; above 1 counts 0."""
+    return np.maximum(0.0, 1.0 - np.concatenate(per_task, axis=-1)).mean(-1)
+
+
+def probability_of_improvement(xs: list[np.ndarray], ys: list[np.ndarray]) -> np.ndarray:
+    """P(X > Y) averaged over tasks; per task the Mann-Whitney U of X over Y / (n m): the share
+    of run pairs where X scores higher, ties counting 1/2."""
+    per_task = []
+    for x, y in zip(xs, ys, strict=True):
+        x, y = x[..., :, None], y[..., None, :]
+        per_task.append((x > y).mean((-2, -1)) + 0.5 * (x == y).mean((-2, -1)))
+    return np.mean(per_task, axis=0)
+
+
+AGGREGATES = {"IQM": iqm, "mean": mean_of_means, "median": median_of_means,
+              "optimality gap": optimality_gap}
+
+
+def stratified_interval(statistic, groups: tuple[list[np.ndarray], ...], resamples: int,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The statistic and its 95% percentile interval under the stratified bootstrap: the runs of
+    each task (of each group) are resampled with replacement, independently."""
+    rng = np.random.default_rng(seed)
+    resampled = [[x[..., rng.integers(0, x.shape[-1], (resamples, x.shape[-1]))] for x in group]
+                 for group in groups]
+    low, high = np.percentile(statistic(*resampled), [2.5, 97.5], axis=-1)
+    return statistic(*groups), low, high
+
+
+@dataclass(frozen=True)
+class Evals:
+    """A fine-tuning run's eval.csv: frames, raw returns and scores (normalised if possible)."""
+
+    frames: np.ndarray
+    returns: np.ndarray
+    scores: np.ndarray
+    normalised: bool
+
+
+def read_evals(run_dir: Path) -> Evals | None:
+    path = run_dir / "eval.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return None
+    column = lambda name: np.array([float(r[name]) for r in rows])
+    normalised = "normalized_return" in rows[0]
+    returns = column("episode_return")
+    return Evals(column("frame").astype(int), returns,
+                 column("normalized_return") if normalised else returns, normalised)
+
+
+def finetune_groups(runs: list[Run]) -> dict[tuple[str, str], list[Evals]]:
+    """(task, method label) -> the evaluations of its finished fine-tuning runs."""
+    groups: dict[tuple[str, str], list[Evals]] = defaultdict(list)
+    for run in runs:
+        if run.kind == "finetune" and run.finished:
+            evals = read_evals(run.path)
+            if evals is not None:
+                groups[(run.env, run.agent)].append(evals)
+    return dict(sorted(groups.items()))
+
+
+def _finals(groups: dict[tuple[str, str], list[Evals]], label: str, normalised_only: bool
+            ) -> dict[str, np.ndarray]:
+    """task -> final scores of the label's runs (only expert-normalised tasks if asked)."""
+    return {task: np.array([e.scores[-1] for e in evals])
+            for (task, name), evals in groups.items()
+            if name == label and (all(e.normalised for e in evals) or not normalised_only)}
+
+
+def _common_frames(evals: list[Evals]) -> np.ndarray:
+    return np.array(sorted(set.intersection(*(set(e.frames.tolist()) for e in evals))), int)
+
+
+def _at(evals: list[Evals], frames: np.ndarray, field: str) -> np.ndarray:
+    """The runs' values at these frames (all of which every run evaluated): (frames, runs)."""
+    return np.stack([getattr(e, field)[np.isin(e.frames, frames)] for e in evals], axis=-1)
+
+
+def _cell(point: float, low: float, high: float) -> str:
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def finetune_lines(groups: dict[tuple[str, str], list[Evals]], cfg: ReportConfig) -> list[str]:
+    """The fine-tuning sections of report.md: per task, aggregates, probability of improvement."""
+    labels = sorted({label for _, label in groups})
+    raw = sorted({task for (task, _), evals in groups.items()
+                  if not all(e.normalised for e in evals)})
+    return (_task_table(groups, cfg, raw) + _aggregate_table(groups, labels, cfg, raw)
+            + _improvement_table(groups, labels, cfg))
+
+
+def _task_table(groups, cfg: ReportConfig, raw: list[str]) -> list[str]:
+    lines = ["## Fine-tuning: score at the last evaluation", "",
+             "Score: return / expert return of the task"
+             + (f" (raw return on {', '.join(raw)}: no expert score)" if raw else "") + ".", "",
+             "| task | method | runs | frames | mean | 95% CI of mean | per run |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for (task, label), evals in groups.items():
+        finals = np.array([e.scores[-1] for e in evals])
+        mean, low, high = stratified_interval(mean_of_means, ([finals],), cfg.bootstrap)
+        lines.append(f"| {task} | {label} | {len(evals)} | {min(e.frames[-1] for e in evals):,} "
+                     f"| {mean:.3f} | [{low:.3f}, {high:.3f}] | "
+                     f"{' '.join(f'{v:.3f}' for v in finals)} |")
+    return lines
+
+
+def _aggregate_table(groups, labels: list[str], cfg: ReportConfig, raw: list[str]) -> list[str]:
+    lines = ["", "## Fine-tuning: aggregates over tasks", ""]
+    rows = {label: list(_finals(groups, label, True).values()) for label in labels}
+    rows = {label: finals for label, finals in rows.items() if finals}
+    if not rows:
+        return lines + ["No task has an expert score: aggregates over tasks need normalised "
+                        "scores."]
+    lines += [f"Expert-normalised scores{' (without ' + ', '.join(raw) + ')' if raw else ''}. "
+              f"Point estimate [95% stratified bootstrap CI, {cfg.bootstrap} resamples]; IQM "
+              "and optimality gap over all run-task scores, mean and median of the per-task "
+              "means.", "",
+              "| method | tasks | runs | " + " | ".join(AGGREGATES) + " |",
+              "| --- | --- | --- |" + " --- |" * len(AGGREGATES)]
+    for label, finals in rows.items():
+        cells = [_cell(*stratified_interval(fn, (finals,), cfg.bootstrap))
+                 for fn in AGGREGATES.values()]
+        lines.append(f"| {label} | {len(finals)} | {sum(len(f) for f in finals)} | "
+                     + " | ".join(cells) + " |")
+    return lines
+
+
+def _improvement_table(groups, labels: list[str], cfg: ReportConfig) -> list[str]:
+    """Rank-based, so every task counts, normalised or not."""
+    ref = cfg.reference
+    lines = ["", f"## Probability of improvement of {ref}", ""]
+    mine = _finals(groups, ref, False)
+    others = {label: _finals(groups, label, False) for label in labels if label != ref}
+    shared = {label: sorted(set(mine) & set(theirs)) for label, theirs in others.items()}
+    if not any(shared.values()):
+        return lines + [f"Needs runs of {ref} (`--reference`) and of another method on the "
+                        "same tasks."]
+    lines += [f"P({ref} > method) averaged over the tasks both ran [95% stratified bootstrap "
+              "CI].", "", f"| method | tasks | P({ref} > method) |", "| --- | --- | --- |"]
+    for label, tasks in shared.items():
+        if tasks:
+            xs, ys = [mine[t] for t in tasks], [others[label][t] for t in tasks]
+            cell = _cell(*stratified_interval(probability_of_improvement, (xs, ys),
+                                              cfg.bootstrap))
+            lines.append(f"| {label} | {len(tasks)} | {cell} |")
+    return lines
+
+
+def _slug(task: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in task)
+
+
+def plot_finetune_curves(groups: dict[tuple[str, str], list[Evals]], out: Path,
+                         resamples: int) -> list[str]:
+    """finetune_<task>.png: mean return (95% CI band) per method; finetune_iqm.png: IQM of the
+    normalised scores over tasks per method (stratified bootstrap band). Returns file names."""
+    plt = _pyplot()
+    names = []
+    for task in sorted({task for task, _ in groups}):
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+        for (other, label), evals in groups.items():
+            if other == task:
+                frames = _common_frames(evals)
+                mean, low, high = stratified_interval(
+                    mean_of_means, ([_at(evals, frames, "returns")],), resamples)
+                ax.plot(frames, mean, label=f"{label} ({len(evals)})")
+                ax.fill_between(frames, low, high, alpha=0.2)
+        _finish(ax, task, "episode return")
+        names.append(f"finetune_{_slug(task)}.png")
+        _save(plt, fig, out / names[-1])
+    normalised = {key: evals for key, evals in groups.items()
+                  if all(e.normalised for e in evals)}
+    if not normalised:
+        return names
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for label in sorted({label for _, label in normalised}):
+        tasks = [evals for (_, name), evals in normalised.items() if name == label]
+        frames = _common_frames([e for evals in tasks for e in evals])
+        if len(frames):
+            per_task = [_at(evals, frames, "scores") for evals in tasks]
+            point, low, high = stratified_interval(iqm, (per_task,), resamples)
+            ax.plot(frames, point, label=f"{label} ({len(tasks)} tasks)")
+            ax.fill_between(frames, low, high, alpha=0.2)
+    _finish(ax, "IQM over tasks with an expert score", "score (return / expert)")
+    names.append("finetune_iqm.png")
+    _save(plt, fig, out / names[-1])
+    return names
+
+
+def _finish(ax, title: str, ylabel: str) -> None:
+    from matplotlib.ticker import EngFormatter
+
+    ax.set_title(title)
+    ax.set_xlabel("frames")
+    ax.xaxis.set_major_formatter(EngFormatter())  # 20 k, 1 M
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def write_report(cfg: ReportConfig) -> Path:
@@ -131,13 +378,15 @@ def write_report(cfg: ReportConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     rows = coverage_rows(runs, cfg.bootstrap)
     with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["env", "agent", "seed", "frames", "coverage",
-                                               "path"])
+        writer = csv.DictWriter(f, fieldnames=["kind", "env", "agent", "seed", "frames",
+                                               "finished", "coverage", "score", "path"])
         writer.writeheader()
         for run in runs:
-            writer.writerow({"env": run.env, "agent": run.agent, "seed": run.seed,
-                             "frames": run.frames,
+            evals = read_evals(run.path) if run.kind == "finetune" else None
+            writer.writerow({"kind": run.kind, "env": run.env, "agent": run.agent,
+                             "seed": run.seed, "frames": run.frames, "finished": run.finished,
                              "coverage": run.coverage[-1] if run.coverage else "",
+                             "score": evals.scores[-1] if evals else "",
                              "path": str(run.path)})
     lines = ["# Report", "", f"{len(runs)} runs from {', '.join(map(str, cfg.runs))}.", ""]
     if rows:
@@ -149,5 +398,14 @@ def write_report(cfg: ReportConfig) -> Path:
                   f"{r['mean']:.3f} | {r['std']:.3f} | [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
                   f"| {r['finals']} |" for r in rows]
         lines += ["", "![coverage curves](coverage_curves.png)", ""]
+    groups = finetune_groups(runs)
+    if groups:
+        lines += finetune_lines(groups, cfg)
+        unfinished = sum(r.kind == "finetune" and not r.finished for r in runs)
+        if unfinished:
+            lines += ["", f"{unfinished} unfinished fine-tuning runs (no result.json) are left "
+                      "out."]
+        lines += [""] + [f"![{name}]({name})" for name in
+                         plot_finetune_curves(groups, out, cfg.bootstrap)] + [""]
     (out / "report.md").write_text("\n".join(lines))
     return out / "report.md"

@@ -67,15 +67,22 @@ def _complete_lines(path: Path) -> list[str]:
 
 
 def _truncate_jsonl(path: Path, frame: int) -> None:
+    """Train records up to the checkpoint's frame stay; an evaluation at that frame runs after
+    the checkpoint, so it is dropped and redone."""
     if path.exists():
-        keep = [line for line in _complete_lines(path) if json.loads(line)["frame"] <= frame]
+        def kept(record: dict) -> bool:
+            return record["frame"] < frame or (record["frame"] == frame
+                                                and record["phase"] != "eval")
+
+        keep = [line for line in _complete_lines(path) if kept(json.loads(line))]
         _rewrite(path, "".join(keep))
 
 
 def _truncate_csv(path: Path, frame: int) -> None:
+    """eval.csv rows before the checkpoint's frame (see _truncate_jsonl)."""
     if path.exists():
         lines = _complete_lines(path)
-        keep = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= frame]
+        keep = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < frame]
         _rewrite(path, "".join(keep))
 
 

@@ -1,33 +1,49 @@
-"""Build a run from a config (env, agent, replay, coverage, run directory) and train it."""
+"""Build a run from a config (env, agent, replay, coverage, run directory) and train it.
+
+`pretrain_run` and `edp.finetune.run.finetune_run` differ only in the agent they build and the
+evaluation they ask for; `train` is everything else. A finished run writes result.json last:
+its presence is what marks a run complete (sweeps rely on it).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edp import checkpoint, rundir
 from edp.agents.registry import AGENT_NAMES, make_agent
 from edp.config import ConfigError, PretrainConfig, resolve, validate
-from edp.envs import check_env_name, is_maze, make_env, maze_name
+from edp.envs import VecEnv, check_env_name, is_maze, make_env, maze_name
 from edp.loop import LoopResult, LoopSettings, Trainer
 from edp.replay import ReplayBuffer
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes use their own env stream
 REWARD_MAP_ESTIMATES = 16
 
+# (env) -> (agent, init_fn or None): what a run trains, given its env's dimensions
+BuildAgent = Callable[[VecEnv], tuple[Any, Callable | None]]
 
-def pretrain_run(cfg: PretrainConfig, resume_dir: Path | None = None) -> LoopResult:
-    """Validate, then create (or reopen) the run directory and train to cfg.frames."""
-    validate(cfg, agent_names=AGENT_NAMES)
-    cfg = resolve(cfg)
+
+def make_envs(cfg) -> tuple[VecEnv, VecEnv]:
+    """Training env and its separately seeded evaluation env; unknown names are ConfigErrors."""
     try:
         check_env_name(cfg.env)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     env = make_env(cfg.env, cfg.num_envs, cfg.seed, cfg.maze_strict)
     eval_env = make_env(cfg.env, 1, cfg.seed + EVAL_SEED_OFFSET, cfg.maze_strict)
-    agent = make_agent(cfg, env.observation_dim, env.action_dim)
+    return env, eval_env
+
+
+def train(cfg, label: str, env: VecEnv, eval_env: VecEnv, build: BuildAgent,
+          settings: LoopSettings, resume_dir: Path | None) -> tuple[Trainer, LoopResult]:
+    """Create (or reopen) the run directory under <out>/<env>/<label> and train to the end."""
+    agent, init_fn = build(env)
     if agent.batch_size > cfg.replay_capacity:
         raise ConfigError(f"batch size {agent.batch_size} exceeds replay-capacity "
                           f"{cfg.replay_capacity}")
@@ -41,19 +57,38 @@ def pretrain_run(cfg: PretrainConfig, resume_dir: Path | None = None) -> LoopRes
         from edp.coverage import CoverageTracker
 
         coverage = CoverageTracker(maze_name(cfg.env))
-    settings = LoopSettings(frames=cfg.frames, seed=cfg.seed, log_every=cfg.log_every,
-                            checkpoint_every=cfg.checkpoint_every, snapshots=cfg.snapshots,
-                            eval_episodes=cfg.eval_episodes, quiet=cfg.quiet)
-    run_dir = resume_dir or rundir.create(cfg.out, cfg.env, cfg.agent, cfg.seed, cfg)
-    trainer = Trainer(run_dir, env, eval_env, agent, replay, settings, coverage)
+    run_dir = resume_dir or rundir.create(cfg.out, cfg.env, label, cfg.seed, cfg)
+    trainer = Trainer(run_dir, env, eval_env, agent, replay, settings, coverage, init_fn)
     if resume_dir is not None:
         latest = checkpoint.latest(run_dir / "checkpoints")
         if latest is None:
             raise checkpoint.CheckpointError(f"{run_dir} has no complete checkpoint to resume")
         trainer.restore(latest)
-    result = trainer.run()
-    if coverage is not None:
-        write_maze_figures(cfg, agent, trainer, coverage, result.frames)
+    return trainer, trainer.run()
+
+
+def write_result(kind: str, result: LoopResult) -> None:
+    """result.json, atomically: the run finished (written after every other output)."""
+    data = {"kind": kind, "frames": result.frames, "final_eval": result.final_eval,
+            "coverage": result.coverage}
+    tmp = result.run_dir / ".result.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, result.run_dir / "result.json")
+
+
+def pretrain_run(cfg: PretrainConfig, resume_dir: Path | None = None) -> LoopResult:
+    """Validate, then create (or reopen) the run directory and train to cfg.frames."""
+    validate(cfg, agent_names=AGENT_NAMES)
+    cfg = resolve(cfg)
+    env, eval_env = make_envs(cfg)
+    settings = LoopSettings(frames=cfg.frames, seed=cfg.seed, log_every=cfg.log_every,
+                            checkpoint_every=cfg.checkpoint_every, snapshots=cfg.snapshots,
+                            eval_episodes=cfg.eval_episodes, quiet=cfg.quiet)
+    build = lambda env: (make_agent(cfg, env.observation_dim, env.action_dim), None)
+    trainer, result = train(cfg, cfg.agent, env, eval_env, build, settings, resume_dir)
+    if trainer.coverage is not None:
+        write_maze_figures(cfg, trainer.agent, trainer, trainer.coverage, result.frames)
+    write_result("pretrain", result)
     return result
 
 

@@ -1,0 +1,78 @@
+"""`edp eval <run dir>`: re-evaluate a run's latest checkpoint for N fresh episodes.
+
+The run's own config rebuilds its env and agent (a fine-tuning run also reads its snapshot's
+shapes), so a checkpoint that does not fit is a one-line error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+from tyro.conf import Positional
+
+from edp import checkpoint, rundir
+from edp.config import PretrainConfig, from_json
+
+EVAL_SEED_OFFSET = 20_000  # distinct from the training env and the in-run evaluation env
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Re-evaluate a run's latest checkpoint with the deterministic policy."""
+
+    run: Positional[Path]
+    """Run directory (pre-training or fine-tuning)."""
+    episodes: int = 10
+    """Evaluation episodes."""
+    seed: int = 0
+    """Seed of the evaluation env (offset from the run's own seeds)."""
+    video: bool = False
+    """Render the first episode to <run>/videos/eval_<frame>.mp4 (URLB envs)."""
+
+
+def evaluate_run(cfg: EvalConfig) -> tuple[dict[str, float], int, Path | None]:
+    """(summary row, checkpoint frame, video path or None)."""
+    from edp.config import ConfigError, resolve
+    from edp.envs import expert_score, make_env
+    from edp.loop import run_episodes, summarise
+
+    if cfg.episodes < 1:
+        raise ConfigError(f"episodes={cfg.episodes} must be >= 1")
+    data = rundir.read_config(cfg.run)
+    if "method" in data:
+        from edp import snapshot
+        from edp.finetune.config import FinetuneConfig
+        from edp.finetune.config import resolve as resolve_finetune
+        from edp.finetune.run import builder
+
+        run_cfg = resolve_finetune(from_json(FinetuneConfig, data))
+        env = make_env(run_cfg.env, 1, run_cfg.seed + EVAL_SEED_OFFSET + cfg.seed,
+                       run_cfg.maze_strict)
+        snap = None if run_cfg.snapshot is None else snapshot.load(run_cfg.snapshot, env,
+                                                                   weights=False)
+        agent, init_fn = builder(run_cfg, snap)(env)
+    else:
+        from edp.agents.registry import make_agent
+
+        run_cfg = resolve(from_json(PretrainConfig, data))
+        env = make_env(run_cfg.env, 1, run_cfg.seed + EVAL_SEED_OFFSET + cfg.seed,
+                       run_cfg.maze_strict)
+        agent, init_fn = make_agent(run_cfg, env.observation_dim, env.action_dim), None
+    if cfg.video:
+        from edp.video import check_renderable
+
+        check_renderable(env)
+    latest = checkpoint.latest(cfg.run / "checkpoints")
+    if latest is None:
+        raise checkpoint.CheckpointError(f"{cfg.run} has no complete checkpoint")
+    state, meta, _ = checkpoint.load(latest, (init_fn or agent.init)(jax.random.PRNGKey(0)))
+    key = jax.random.PRNGKey(cfg.seed)
+    returns, frames = run_episodes(agent, state, env, cfg.episodes, key, meta["step"], cfg.video)
+    video = None
+    if frames:
+        from edp.video import write_mp4
+
+        video = write_mp4(cfg.run / "videos" / f"eval_{meta['frame']}.mp4", frames)
+    return summarise(returns, expert_score(run_cfg.env)), meta["frame"], video

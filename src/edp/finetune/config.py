@@ -1,0 +1,156 @@
+"""The `edp finetune` configuration and its presets.
+
+URLB protocol (spec/urlb.md section 4.3): a fresh replay, 4,000 seed frames, one DDPG update
+every 2 env steps, a deterministic evaluation every 10,000 frames (frame 0 included) and
+100,000 frames in all. A fine-tuned Gaussian actor keeps the snapshot's architecture; so does
+the diffusion policy of the diffusion methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from edp.agents.ddpg import DDPGConfig
+from edp.config import PRESETS, ConfigError, check_positive
+from edp.finetune.common import DiffusionFinetuneConfig
+from edp.finetune.dipo import DIPOConfig
+from edp.finetune.dql import DQLConfig
+from edp.finetune.edp import EDPFinetuneConfig
+from edp.finetune.idql import IDQLConfig
+from edp.finetune.methods import FINETUNE_METHODS
+from edp.finetune.qsm import QSMConfig
+
+Method = Literal["ddpg", "edp", "idql", "dql", "qsm", "dipo"]
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning on a downstream task, from a pre-training snapshot or from scratch."""
+
+    env: str = "urlb/walker_run"
+    """Downstream task: urlb/<domain>_<task> (e.g. urlb/walker_run) or a maze task."""
+    method: Method = "ddpg"
+    """ddpg (the Gaussian actor, URLB) or a diffusion method: edp, idql, dql, qsm, dipo."""
+    snapshot: Path | None = None
+    """Pre-training run directory (its latest snapshot) or one snapshot directory
+    (<run>/snapshots/<frame>); omitted: train from scratch (ddpg only)."""
+    preset: Literal["paper", "fast"] = "fast"
+    """Hyper-parameter preset: `paper` (reference values) or `fast` (sized for a 2-core CPU)."""
+    frames: int = 100_000
+    """Environment frames of fine-tuning."""
+    seed: int = 0
+    """Seed of every random number in the run."""
+    out: Path = Path("runs")
+    """Run root; the run directory is <out>/<env>/<method>_from_<agent>/<seed>-<id>
+    (<method>_scratch without a snapshot)."""
+    seed_frames: int = 4000
+    """Frames before learning starts (ddpg acts uniformly at random during them)."""
+    eval_every: int = 10_000
+    """Frames between deterministic evaluations (frame 0 included; 0: only at the end)."""
+    eval_episodes: int = 5
+    """Episodes per evaluation (ExDM: 5, URLB: 10)."""
+    video: bool = False
+    """Render the first episode of the final evaluation to <run>/videos/<frame>.mp4 (URLB
+    envs; `edp eval --video` renders any run's latest checkpoint)."""
+    num_envs: int = 1
+    """Parallel environment copies stepped in lock-step."""
+    replay_capacity: int = 1_000_000
+    """Replay buffer capacity in transitions (fine-tuning starts with an empty buffer)."""
+    nstep: int = 3
+    """n of the n-step returns sampled from the replay buffer."""
+    discount: float = 0.99
+    """Discount factor gamma."""
+    log_every: int = 5000
+    """Frames between metric log lines and progress reports."""
+    checkpoint_every: int = 50_000
+    """Frames between resumable checkpoints (0: only at the end)."""
+    maze_strict: bool = False
+    """Mazes: forbid the reference's corner leaks through walls."""
+    quiet: bool = False
+    """Do not print progress lines."""
+    ddpg: DDPGConfig = field(default_factory=lambda: DDPGConfig(update_every=2))
+    """DDPG (method ddpg): taken from the snapshot's backbone, updated every 2 env steps."""
+    edp: EDPFinetuneConfig = field(default_factory=EDPFinetuneConfig)
+    """EDP fine-tuning: IQL critic, contrastive energy, distillation (method edp)."""
+    idql: IDQLConfig = field(default_factory=IDQLConfig)
+    """IDQL: behaviour cloning + IQL critic, best of N samples under Q (method idql)."""
+    dql: DQLConfig = field(default_factory=DQLConfig)
+    """DQL: behaviour cloning + Q through the sampling chain (method dql)."""
+    qsm: QSMConfig = field(default_factory=QSMConfig)
+    """QSM: score matched to the action-gradient of Q (method qsm)."""
+    dipo: DIPOConfig = field(default_factory=DIPOConfig)
+    """DIPO: replay actions improved along grad Q, then cloned (method dipo)."""
+
+    def method_config(self) -> DiffusionFinetuneConfig:
+        """The chosen diffusion method's config group."""
+        return getattr(self, self.method)
+
+
+def validate(cfg: FinetuneConfig) -> None:
+    """Reject impossible settings before anything is written."""
+    if cfg.method not in FINETUNE_METHODS:
+        raise ConfigError(f"unknown method '{cfg.method}'; valid methods: "
+                          f"{', '.join(FINETUNE_METHODS)}")
+    if cfg.preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{cfg.preset}'; valid presets: {', '.join(PRESETS)}")
+    check_positive(frames=cfg.frames, num_envs=cfg.num_envs, replay_capacity=cfg.replay_capacity,
+                   nstep=cfg.nstep, log_every=cfg.log_every, eval_episodes=cfg.eval_episodes)
+    if not 0 < cfg.discount <= 1:
+        raise ConfigError(f"discount={cfg.discount} must be in (0, 1]")
+    if not 0 <= cfg.seed_frames <= cfg.frames:
+        raise ConfigError(f"seed-frames={cfg.seed_frames} must be in [0, frames={cfg.frames}]")
+    if cfg.eval_every < 0 or cfg.checkpoint_every < 0:
+        raise ConfigError("eval-every and checkpoint-every must be >= 0")
+    if cfg.method != "ddpg" and cfg.snapshot is None:
+        raise ConfigError(f"method {cfg.method} fine-tunes a pre-trained diffusion policy: "
+                          "give --snapshot <EDP pre-training run>")
+    try:
+        cfg.ddpg.check() if cfg.method == "ddpg" else cfg.method_config().check()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def resolve(cfg: FinetuneConfig) -> FinetuneConfig:
+    """Seed-phase fields follow --seed-frames (recorded in config.json as used)."""
+    ddpg = dataclasses.replace(cfg.ddpg, num_expl_steps=cfg.seed_frames,
+                               learning_starts=cfg.seed_frames)
+    methods = {name: dataclasses.replace(getattr(cfg, name), learning_starts=cfg.seed_frames)
+               for name in FINETUNE_METHODS[1:]}
+    return dataclasses.replace(cfg, ddpg=ddpg, **methods)
+
+
+def defaults(preset: str, method: str, snapshot_ddpg: DDPGConfig | None) -> FinetuneConfig:
+    """Preset values; with a snapshot, the Gaussian actor and critic keep its backbone's
+    architecture and batch (URLB: the same agent config as in pre-training)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}'; valid presets: {', '.join(PRESETS)}")
+    base = FinetuneConfig(preset=preset, method=method)
+    if snapshot_ddpg is not None:
+        ddpg = snapshot_ddpg
+    elif preset == "fast":
+        ddpg = dataclasses.replace(base.ddpg, hidden_dim=128, batch_size=256)
+    else:
+        ddpg = base.ddpg
+    ddpg = dataclasses.replace(ddpg, update_every=2, updates_per_step=1)
+    if preset == "paper":
+        return dataclasses.replace(base, ddpg=ddpg)
+    return dataclasses.replace(base, ddpg=ddpg, **_fast_diffusion(base))
+
+
+def _fast_diffusion(base: FinetuneConfig) -> dict:
+    """Diffusion methods sized for a 2-core CPU: sampling chains dominate their cost, so fewer
+    solver steps and negatives, smaller batches and critics, one update every 2 env steps."""
+    replace = dataclasses.replace
+    common = dict(batch_size=128, diffusion_steps=5, update_every=2)
+    critic = replace(base.edp.critic, hidden_dim=128)
+    return {
+        "edp": replace(base.edp, **common, critic=critic, num_negatives=8, energy_hidden_dim=64,
+                       energy_layers=2),
+        "idql": replace(base.idql, **common, critic=critic),
+        "dql": replace(base.dql, **common, critic=critic),
+        "qsm": replace(base.qsm, **common, critic=critic),
+        "dipo": replace(base.dipo, **common, critic=critic, action_steps=5),
+    }

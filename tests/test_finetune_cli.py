@@ -1,0 +1,160 @@
+"""`edp finetune` and `edp eval` end to end on tiny budgets: the URLB protocol's schedule,
+initialisation from a snapshot, and one-line errors for every kind of bad snapshot."""
+
+import json
+import shutil
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from edp.agents import ddpg
+from edp.cli import main
+from edp.envs import make_env
+from edp.finetune.config import defaults, resolve
+from edp.finetune.run import builder
+from edp.snapshot import load
+
+TINY = ["--ddpg.hidden-dim", "32", "--ddpg.batch-size", "32", "--log-every", "100", "--quiet"]
+TINY_EDP = [*TINY, "--edp.score-hidden-dim", "32", "--edp.score-blocks", "1",
+            "--edp.reward-samples", "2"]
+# maze episodes are 50 steps: 300 frames = 6 episodes, learning from frame 100
+TINY_FT = ["--frames", "300", "--seed-frames", "100", "--eval-every", "100",
+           "--eval-episodes", "2", "--log-every", "100", "--quiet"]
+
+
+def run_dirs(root: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in root.glob(pattern) if (p / "config.json").is_file())
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> dict[str, Path]:
+    """Tiny EDP and random pre-training runs on square_a (their end-of-run snapshots)."""
+    root = tmp_path_factory.mktemp("pretrain")
+    for agent, extra in (("edp", TINY_EDP), ("random", ["--quiet"])):
+        assert main(["pretrain", "--env", "maze/square_a", "--agent", agent, "--frames", "200",
+                     "--seed-frames", "100", "--eval-episodes", "1", "--out", str(root),
+                     *extra]) == 0
+    return {agent: run_dirs(root, f"maze/square_a/{agent}/*")[0] for agent in ("edp", "random")}
+
+
+def test_ddpg_finetune_follows_the_protocol_and_eval_reevaluates(pretrained, tmp_path, capsys):
+    assert main(["finetune", "--env", "maze/square_a", "--method", "ddpg", "--snapshot",
+                 str(pretrained["edp"]), "--out", str(tmp_path), *TINY_FT]) == 0
+    run = run_dirs(tmp_path, "maze/square_a/ddpg_from_edp/*")[0]
+    rows = (run / "eval.csv").read_text().splitlines()
+    assert rows[0] == "frame,episode_return,episode_return_std"  # no expert score on a maze
+    assert [int(r.split(",")[0]) for r in rows[1:]] == [0, 100, 200, 300]
+    result = json.loads((run / "result.json").read_text())
+    assert result["kind"] == "finetune" and result["frames"] == 300
+    config = json.loads((run / "config.json").read_text())["config"]
+    # the backbone follows the snapshot's architecture; updates every 2 steps (URLB)
+    assert config["ddpg"]["hidden_dim"] == 32 and config["ddpg"]["update_every"] == 2
+    assert config["snapshot"].endswith("snapshots/200")
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "at 300 frames: return" in out and "over 3 episodes" in out
+
+
+def test_finetuning_starts_from_the_actor_and_critic_trunk_only(pretrained):
+    env = make_env("maze/square_a")
+    snap = load(pretrained["edp"], env)
+    backbone = ddpg.DDPGConfig(hidden_dim=32, batch_size=32)
+    cfg = resolve(defaults("fast", "ddpg", backbone))
+    agent, init_fn = builder(cfg, snap)(env)
+    state = init_fn(jax.random.PRNGKey(1))
+    fresh = agent.init(jax.random.PRNGKey(1))
+    same = lambda a, b: all(jax.tree.leaves(jax.tree.map(np.array_equal, a, b)))
+    assert same(state.actor, snap.state.backbone.actor)
+    assert same(state.critic["trunk"], snap.state.backbone.critic["trunk"])
+    assert same(state.critic["q1"], fresh.critic["q1"])  # fresh heads
+    assert not same(state.critic["q1"], snap.state.backbone.critic["q1"])
+    assert same(state.critic_target, fresh.critic_target)  # target not re-synchronised
+
+
+def test_diffusion_method_starts_from_the_pretrained_policy(pretrained, tmp_path):
+    assert main(["finetune", "--env", "maze/square_a", "--method", "idql", "--snapshot",
+                 str(pretrained["edp"]), "--out", str(tmp_path), *TINY_FT,
+                 "--idql.batch-size", "16", "--idql.diffusion-steps", "2",
+                 "--idql.critic.hidden-dim", "16"]) == 0
+    run = run_dirs(tmp_path, "maze/square_a/idql_from_edp/*")[0]
+    assert len((run / "eval.csv").read_text().splitlines()) == 1 + 4
+    env = make_env("maze/square_a")
+    snap = load(pretrained["edp"], env)
+    cfg = resolve(defaults("fast", "idql", None))
+    agent, init_fn = builder(cfg, snap)(env)
+    state = init_fn(jax.random.PRNGKey(0))
+    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, state.policy.params,
+                                            snap.state.policy.params)))
+
+
+def test_from_scratch_is_its_own_baseline(tmp_path):
+    assert main(["finetune", "--env", "maze/square_b", "--method", "ddpg", *TINY,
+                 "--out", str(tmp_path), *TINY_FT]) == 0
+    assert run_dirs(tmp_path, "maze/square_b/ddpg_scratch/*")
+
+
+def error_of(capsys, argv) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edp: error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_bad_snapshots_are_one_line_errors(pretrained, tmp_path, capsys):
+    ft = ["finetune", *TINY_FT, "--out", str(tmp_path / "runs")]
+    edp_run, random_run = pretrained["edp"], pretrained["random"]
+    assert "is not a snapshot or run directory" in error_of(
+        capsys, [*ft, "--env", "maze/square_a", "--snapshot", str(tmp_path / "missing")])
+    assert "not on the domain of maze/square_b" in error_of(
+        capsys, [*ft, "--env", "maze/square_b", "--snapshot", str(edp_run)])
+    assert "agent random, which has no DDPG actor" in error_of(
+        capsys, [*ft, "--env", "maze/square_a", "--snapshot", str(random_run)])
+    assert "give --snapshot" in error_of(capsys, [*ft, "--env", "maze/square_a",
+                                                  "--method", "edp"])
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(edp_run / "snapshots" / "200", corrupt)
+    data = (corrupt / "agent.msgpack").read_bytes()
+    (corrupt / "agent.msgpack").write_bytes(data[: len(data) // 2])
+    assert "corrupt checkpoint" in error_of(
+        capsys, [*ft, "--env", "maze/square_a", "--snapshot", str(corrupt)])
+    meta = json.loads((edp_run / "snapshots" / "200" / "state.json").read_text())
+    (corrupt / "state.json").write_text(json.dumps({**meta, "observation_dim": 3}))
+    assert "observation/action dims (3, 2)" in error_of(
+        capsys, [*ft, "--env", "maze/square_a", "--snapshot", str(corrupt)])
+    assert "shapes" in error_of(capsys, [*ft, "--env", "maze/square_a", "--snapshot",
+                                         str(edp_run), "--ddpg.hidden-dim", "64"])
+    assert not (tmp_path / "runs").exists() or not run_dirs(tmp_path / "runs", "*/*/*/*")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(edp_run / "config.json", unfinished / "config.json")
+    assert "has no complete checkpoint" in error_of(capsys, ["eval", str(unfinished)])
+    assert "not a run directory" in error_of(capsys, ["eval", str(tmp_path)])
+
+
+def test_urlb_eval_csv_is_expert_normalised_and_video_is_written(tmp_path):
+    """jaco episodes are 250 steps: evaluations at 0 and 250, the final one rendered."""
+    assert main(["finetune", "--env", "urlb/jaco_reach_top_left", "--method", "ddpg", *TINY,
+                 "--frames", "250", "--seed-frames", "250", "--eval-every", "250",
+                 "--eval-episodes", "1", "--video", "--out", str(tmp_path)]) == 0
+    run = run_dirs(tmp_path, "urlb/jaco_reach_top_left/ddpg_scratch/*")[0]
+    lines = (run / "eval.csv").read_text().splitlines()
+    assert lines[0] == "frame,episode_return,episode_return_std,normalized_return"
+    for line in lines[1:]:
+        _, ret, _, norm = map(float, line.split(","))
+        assert norm == pytest.approx(ret / 191.0)  # URLB expert score of reach_top_left
+    videos = sorted(run.glob("videos/*.mp4"))
+    assert [v.name for v in videos] == ["250.mp4"]
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(videos[0], memtest=False)
+    assert len(frames) == 250 and frames[0].ndim == 3 and frames[0].std() > 0
+
+
+def test_video_on_a_maze_says_what_renders(capsys, tmp_path):
+    err = error_of(capsys, ["finetune", "--env", "maze/square_a", "--video", *TINY_FT,
+                            "--out", str(tmp_path)])
+    assert "--video needs a MuJoCo" in err and not (tmp_path / "maze").exists()

@@ -1,0 +1,177 @@
+"""`edp report`: rliable's aggregates checked against brute force, and the report files."""
+
+import itertools
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edp.cli import main
+from edp.report import (
+    ReportConfig,
+    iqm,
+    mean_of_means,
+    median_of_means,
+    optimality_gap,
+    probability_of_improvement,
+    stratified_interval,
+    write_report,
+)
+
+
+def test_iqm_is_the_25_percent_trimmed_mean_of_the_pooled_scores():
+    # sorted: -7 1 | 3 4 5 6 | 8 100
+    assert iqm([np.array([8.0, 1.0, 3.0]), np.array([4.0, 100.0, -7.0, 5.0, 6.0])]) == 4.5
+    rng = np.random.default_rng(0)
+    for n in range(1, 23):
+        scores = rng.normal(size=n)
+        trimmed = sorted(scores)
+        for _ in range(n // 4):  # brute force: drop the smallest and the largest, n // 4 times
+            trimmed = trimmed[1:-1]
+        split = [scores[: n // 2], scores[n // 2:]]
+        assert iqm(split) == pytest.approx(np.mean(trimmed), abs=1e-12)
+    scipy = pytest.importorskip("scipy.stats")
+    scores = rng.normal(size=(7, 3))
+    assert iqm(list(scores.T)) == pytest.approx(scipy.trim_mean(scores, 0.25, axis=None))
+
+
+def test_mean_median_and_optimality_gap_follow_rliable():
+    tasks = [np.array([0.2, 0.4]), np.array([1.5, 0.9, 0.3]), np.array([0.0])]
+    assert mean_of_means(tasks) == pytest.approx((0.3 + 0.9 + 0.0) / 3)
+    assert median_of_means(tasks) == pytest.approx(0.3)
+    gaps = [0.8, 0.6, 0.0, 0.1, 0.7, 1.0]  # 1 - score, scores above 1 count 0
+    assert optimality_gap(tasks) == pytest.approx(sum(gaps) / 6)
+
+
+def test_probability_of_improvement_counts_pairs_with_ties_as_half():
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 0.0])
+    # pairs x > y: 1 beats 0; 2 ties twice and beats 0; 3 beats all three -> (1 + 2 + 3) / 9
+    assert probability_of_improvement([x], [y]) == pytest.approx(6 / 9)
+    assert probability_of_improvement([y], [x]) == pytest.approx(3 / 9)
+    assert probability_of_improvement([x], [x]) == 0.5
+    second = (np.array([5.0, 6.0]), np.array([1.0, 9.0, 5.0]))
+    assert probability_of_improvement([x, second[0]], [y, second[1]]) == pytest.approx(
+        (6 / 9 + 3.5 / 6) / 2)
+    scipy = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 4, 6).astype(float), rng.integers(0, 4, 5).astype(float)
+    u = scipy.mannwhitneyu(a, b, alternative="greater").statistic
+    assert probability_of_improvement([a], [b]) == pytest.approx(u / 30)
+    brute = np.mean([1.0 if p > q else 0.5 if p == q else 0.0 for p, q in itertools.product(a, b)])
+    assert probability_of_improvement([a], [b]) == pytest.approx(brute)
+
+
+def test_stratified_bootstrap_resamples_within_tasks_and_shrinks_with_more_runs():
+    rng = np.random.default_rng(2)
+    # runs never move between tasks: with constant tasks every resample has the same mean
+    point, low, high = stratified_interval(mean_of_means, ([np.zeros(5), np.ones(3)],), 500)
+    assert point == low == high == 0.5
+    widths = []
+    for runs in (5, 80):
+        tasks = [rng.normal(mu, 0.3, runs) for mu in (0.2, 0.5, 0.9)]
+        for statistic in (iqm, mean_of_means, median_of_means, optimality_gap):
+            point, low, high = stratified_interval(statistic, (tasks,), 1000)
+            assert low <= point <= high
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2
+    xs, ys = [rng.normal(1, 1, 10)], [rng.normal(0, 1, 10)]
+    point, low, high = stratified_interval(probability_of_improvement, (xs, ys), 1000)
+    assert 0.5 < point and low <= point <= high <= 1
+
+
+def test_statistics_broadcast_over_leading_axes():
+    rng = np.random.default_rng(3)
+    tasks = [rng.normal(size=(4, 6)), rng.normal(size=(4, 3))]  # 4 evaluation frames
+    for statistic in (iqm, mean_of_means, median_of_means, optimality_gap):
+        per_frame = [statistic([t[f] for t in tasks]) for f in range(4)]
+        assert np.allclose(statistic(tasks), per_frame)
+    point, low, high = stratified_interval(iqm, (tasks,), 200)
+    assert point.shape == low.shape == high.shape == (4,)
+    assert np.all(low <= point) and np.all(point <= high)
+
+
+def fake_finetune(root: Path, task: str, label: str, seed: int, curve: list[float],
+                  expert: float | None, finished: bool = True) -> Path:
+    path = root / task / label / f"{seed}-{seed:06x}"
+    path.mkdir(parents=True)
+    method = label.split("_")[0]
+    config = {"env": task, "method": method, "seed": seed, "frames": 10_000 * (len(curve) - 1),
+              "snapshot": None if label.endswith("scratch") else "runs/x/edp/0-aaaaaa"}
+    (path / "config.json").write_text(json.dumps({"config": config}))
+    header = "frame,episode_return,episode_return_std" + (",normalized_return" if expert else "")
+    rows = [f"{10_000 * i},{r},0.0" + (f",{r / expert}" if expert else "")
+            for i, r in enumerate(curve)]
+    (path / "eval.csv").write_text("\n".join([header, *rows]) + "\n")
+    if finished:
+        (path / "result.json").write_text(json.dumps({"kind": "finetune"}))
+    return path
+
+
+def test_finetune_report_has_task_aggregate_and_improvement_tables(tmp_path):
+    runs, experts = tmp_path / "runs", {"urlb/walker_run": 800.0, "urlb/walker_flip": 400.0}
+    finals: dict[str, list[float]] = {}
+    for task, expert in experts.items():
+        for label, level in (("edp_from_edp", 0.8), ("ddpg_from_icm", 0.5)):
+            for seed in range(3):
+                final = expert * (level + 0.05 * seed)
+                finals.setdefault(label, []).append(final / expert)
+                fake_finetune(runs, task, label, seed, [0.0, final / 2, final], expert)
+    fake_finetune(runs, "urlb/hopper_hop", "edp_from_edp", 0, [0.0, 30.0, 60.0], None)
+    fake_finetune(runs, "urlb/hopper_hop", "ddpg_from_icm", 0, [0.0, 10.0, 20.0], None)
+    fake_finetune(runs, "urlb/walker_run", "edp_from_edp", 9, [0.0, 0.0], 800.0, finished=False)
+
+    assert main(["report", str(runs), "--out", str(tmp_path / "report"),
+                 "--bootstrap", "300"]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Fine-tuning: score at the last evaluation" in report
+    assert "raw return on urlb/hopper_hop: no expert score" in report
+    row = re.search(r"\| urlb/walker_run \| edp_from_edp \| 3 \| 20,000 \| (\S+) \|", report)
+    assert row and float(row.group(1)) == pytest.approx(0.85, abs=1e-3)
+    assert "| urlb/hopper_hop | edp_from_edp | 1 | 20,000 | 60.000 |" in report
+    assert "Expert-normalised scores (without urlb/hopper_hop)" in report
+    header = "| method | tasks | runs | IQM | mean | median | optimality gap |"
+    assert header in report
+    for label in ("edp_from_edp", "ddpg_from_icm"):
+        row = re.search(rf"\| {label} \| 2 \| 6 \| (\S+) \[(\S+), (\S+)\] \|", report)
+        assert row, label
+        assert float(row.group(1)) == pytest.approx(iqm([np.array(finals[label])]), abs=1e-3)
+        assert float(row.group(2)) <= float(row.group(1)) <= float(row.group(3).rstrip("]"))
+    # every edp run beats every icm run, on the normalised tasks and on hopper (raw returns)
+    assert "| ddpg_from_icm | 3 | 1.000 [1.000, 1.000] |" in report
+    assert "1 unfinished fine-tuning runs (no result.json) are left out." in report
+    for name in ("finetune_urlb_walker_run.png", "finetune_urlb_hopper_hop.png",
+                 "finetune_iqm.png"):
+        assert (tmp_path / "report" / name).is_file() and f"]({name})" in report
+    csv_lines = (tmp_path / "report" / "results.csv").read_text().splitlines()
+    assert csv_lines[0] == "kind,env,agent,seed,frames,finished,coverage,score,path"
+    assert len(csv_lines) == 1 + 2 * 2 * 3 + 2 + 1
+    assert any(line.startswith("finetune,urlb/walker_run,edp_from_edp,9,10000,False,,0.0,")
+               for line in csv_lines)
+
+
+def test_maze_coverage_report_counts_only_pretraining_runs(tmp_path):
+    for agent, seed, final in (("random", 0, 0.5), ("random", 1, 0.7), ("edp", 0, 0.9)):
+        path = tmp_path / "maze/square_a" / agent / f"{seed}-abcdef"
+        path.mkdir(parents=True)
+        config = {"env": "maze/square_a", "agent": agent, "seed": seed, "frames": 1000}
+        (path / "config.json").write_text(json.dumps({"config": config}))
+        (path / "coverage.json").write_text(json.dumps({"curve": [0.1, final]}))
+        (path / "result.json").write_text("{}")
+    tuned = fake_finetune(tmp_path, "maze/square_a:far_end", "ddpg_from_random", 0,
+                          [1.0, 2.0], 50.0)
+    (tuned / "coverage.json").write_text(json.dumps({"curve": [0.2, 0.3]}))
+    path = write_report(ReportConfig(runs=(tmp_path,), out=tmp_path / "report", bootstrap=200))
+    report = path.read_text()
+    assert "4 runs from" in report
+    assert "| maze/square_a | random | 2 | 1,000 | 0.600 | 0.100 |" in report
+    assert "| maze/square_a | edp | 1 | 1,000 | 0.900 | 0.000 |" in report
+    assert "ddpg_from_random | 1 | 1,000" not in report.split("## Fine-tuning")[0]
+    assert "| maze/square_a:far_end | ddpg_from_random | 1 | 10,000 | 0.040 |" in report
+    assert (tmp_path / "report" / "coverage_curves.png").is_file()
+
+
+def test_report_without_runs_is_a_one_line_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "report")]) == 2
+    assert capsys.readouterr().err.startswith("edp: error: no run directories under")
