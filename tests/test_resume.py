@@ -10,10 +10,11 @@ from pathlib import Path
 
 from edp.cli import main
 
+TINY_NETS = ["--ddpg.hidden-dim", "32", "--ddpg.batch-size", "32", "--edp.score-hidden-dim",
+             "32", "--edp.score-blocks", "1", "--edp.reward-samples", "2"]
 TINY = ["--agent", "edp", "--env", "maze/square_c", "--frames", "2000", "--seed-frames", "300",
-        "--checkpoint-every", "500", "--log-every", "100", "--seed", "7", "--quiet",
-        "--ddpg.hidden-dim", "32", "--ddpg.batch-size", "32", "--edp.score-hidden-dim", "32",
-        "--edp.score-blocks", "1", "--edp.reward-samples", "2", "--eval-episodes", "2"]
+        "--checkpoint-every", "500", "--log-every", "100", "--seed", "7", "--quiet", *TINY_NETS,
+        "--eval-episodes", "2"]
 
 
 def run_dir(root: Path) -> Path:
@@ -32,24 +33,46 @@ def outputs(run: Path) -> dict:
     }
 
 
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
-    assert main(["pretrain", *TINY, "--out", str(tmp_path / "whole")]) == 0
-    expected = outputs(run_dir(tmp_path / "whole"))
-
-    proc = subprocess.Popen([sys.executable, "-m", "edp.cli", "pretrain", *TINY, "--out",
-                             str(tmp_path / "killed")])
+def kill_then_resume(command: str, args: list[str], root) -> Path:
+    """Start `edp <command> args`, SIGKILL it after its first checkpoint, resume it."""
+    proc = subprocess.Popen([sys.executable, "-m", "edp.cli", command, *args, "--out",
+                             str(root)])
     deadline = time.time() + 240
-    while not list((tmp_path / "killed").glob("*/*/*/*/checkpoints/500")):
+    while not list(root.glob("*/*/*/*/checkpoints/500")):
         assert proc.poll() is None and time.time() < deadline, "run ended before a checkpoint"
         time.sleep(0.05)
     time.sleep(random.uniform(0.0, 1.0))  # somewhere between checkpoints
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    run = run_dir(tmp_path / "killed")
-    assert not (run / "coverage.json").exists()
-    assert main(["pretrain", "--resume", str(run)]) == 0
+    run = run_dir(root)
+    assert not (run / "result.json").exists()
+    assert main([command, "--resume", str(run)]) == 0
+    return run
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    assert main(["pretrain", *TINY, "--out", str(tmp_path / "whole")]) == 0
+    expected = outputs(run_dir(tmp_path / "whole"))
+    run = kill_then_resume("pretrain", TINY, tmp_path / "killed")
     got = outputs(run)
+    for key in expected:
+        assert got[key] == expected[key], key
+
+
+def test_finetune_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    """Fine-tuning evaluates at checkpoint frames: the resumed run redoes that evaluation."""
+    assert main(["pretrain", "--agent", "edp", "--env", "maze/square_c", "--frames", "300",
+                 "--seed-frames", "100", "--quiet", *TINY_NETS, "--out", str(tmp_path / "pre")]
+                ) == 0
+    args = ["--env", "maze/square_c:far_end", "--method", "ddpg", "--snapshot",
+            str(run_dir(tmp_path / "pre")), "--frames", "2000", "--seed-frames", "300",
+            "--checkpoint-every", "500", "--eval-every", "500", "--eval-episodes", "2",
+            "--log-every", "100", "--seed", "3", "--quiet"]
+    assert main(["finetune", *args, "--out", str(tmp_path / "whole")]) == 0
+    expected = outputs(run_dir(tmp_path / "whole"))
+    got = outputs(kill_then_resume("finetune", args, tmp_path / "killed"))
+    assert expected["eval"].count("\n") == 1 + 5  # frames 0, 500, ..., 2000
     for key in expected:
         assert got[key] == expected[key], key
 

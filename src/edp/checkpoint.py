@@ -27,14 +27,19 @@ def save(directory: Path, agent_state: Any, state: dict, arrays: dict[str, dict]
     """Write `directory` atomically; `arrays` maps archive name -> dict of arrays."""
     directory = Path(directory)
     tmp = directory.with_name(f".tmp-{directory.name}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    (tmp / "agent.msgpack").write_bytes(serialization.to_bytes(agent_state))
-    for name, data in (arrays or {}).items():
-        with open(tmp / f"{name}.npz", "wb") as f:
-            np.savez(f, **data)
-    (tmp / "state.json").write_text(json.dumps(state))
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        (tmp / "agent.msgpack").write_bytes(serialization.to_bytes(agent_state))
+        for name, data in (arrays or {}).items():
+            with open(tmp / f"{name}.npz", "wb") as f:
+                np.savez(f, **data)
+        (tmp / "state.json").write_text(json.dumps(state))
+    except OSError as exc:  # disk full, read-only, ...: earlier checkpoints stay untouched
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(f"cannot write checkpoint {directory}: {exc.strerror or exc}; earlier "
+                      "checkpoints are intact") from exc
     _fsync_dir(tmp)
     if directory.exists():  # re-saving the same frame: replace atomically enough via a swap
         old = directory.with_name(f".old-{directory.name}")
@@ -92,9 +97,16 @@ def _first_mismatch(expected: Any, got: Any, path: str) -> str | None:
 
 
 def latest(checkpoints_dir: Path) -> Path | None:
-    """The newest complete checkpoint (directories named by frame), or None."""
+    """The newest complete checkpoint (directories named by frame), or None. A swap of a
+    re-saved frame interrupted between its two renames is finished first."""
     if not checkpoints_dir.is_dir():
         return None
+    for old in checkpoints_dir.glob(".old-*"):
+        target = old.with_name(old.name.removeprefix(".old-"))
+        if target.exists():
+            shutil.rmtree(old)
+        else:
+            os.replace(old, target)
     frames = [p for p in checkpoints_dir.iterdir() if p.is_dir() and p.name.isdigit()]
     return max(frames, key=lambda p: int(p.name), default=None)
 
