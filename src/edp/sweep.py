@@ -51,7 +51,8 @@ class SweepConfig:
     <- urlb/walker, maze/square_a:far_end <- maze/square_a). Empty: pre-training only."""
     methods: tuple[str, ...] = ("ddpg",)
     """Fine-tuning methods: ddpg (every agent's snapshot) and the diffusion methods edp, idql,
-    dql, qsm, dipo (edp snapshots only: they fine-tune its diffusion policy)."""
+    dql, qsm, dipo (edp snapshots only: they fine-tune its diffusion policy). Random agents'
+    snapshots are not fine-tuned (no policy)."""
     scratch: bool = False
     """Also train ddpg from scratch (no snapshot) on every task and seed: the URLB baseline."""
     finetune_frames: int | None = None
@@ -117,7 +118,7 @@ def expand(cfg: SweepConfig) -> list[RunSpec]:
                 specs.append(RunSpec("pretrain", env, agent, seed, args,
                                      _identity(seed, cfg.preset, cfg.frames, agent=agent)))
     finetunes = []
-    for pre in specs:
+    for pre in (spec for spec in specs if spec.name not in NOTHING_TO_FINETUNE):
         for task in (t for t in cfg.tasks if domain(t) == pre.env):
             for method in cfg.methods:
                 if method == "ddpg" or pre.name == "edp":  # diffusion methods need EDP's policy
@@ -126,6 +127,9 @@ def expand(cfg: SweepConfig) -> list[RunSpec]:
         finetunes += [_finetune(cfg, out, task, "ddpg", seed, None)
                       for task in cfg.tasks for seed in cfg.seeds]
     return specs + finetunes
+
+
+NOTHING_TO_FINETUNE = ("random",)  # agents whose snapshots hold no policy
 
 
 def _finetune(cfg: SweepConfig, out: str, task: str, method: str, seed: int,
