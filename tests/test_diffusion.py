@@ -483,6 +483,10 @@ def test_layers_use_pytorch_default_init():
     assert checked >= 4
 
 
-def test_mish():
-    x = jnp.linspace(-6, 6, 101)
-    np.testing.assert_allclose(mish(x), x * jnp.tanh(jax.nn.softplus(x)), rtol=1e-6, atol=1e-6)
+def test_mish_matches_its_definition_and_gradient_over_the_whole_range():
+    x = jnp.linspace(-40, 40, 2001)
+    reference = lambda v: v * jnp.tanh(jax.nn.softplus(v))
+    np.testing.assert_allclose(mish(x), reference(x), rtol=1e-5, atol=1e-5)
+    grad = jax.vmap(jax.grad(mish))(x)
+    np.testing.assert_allclose(grad, jax.vmap(jax.grad(reference))(x), rtol=1e-4, atol=1e-5)
+    assert np.all(np.isfinite(mish(jnp.array([-1e30, -88.0, 88.0, 1e30]))))

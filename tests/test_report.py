@@ -165,8 +165,8 @@ def test_maze_coverage_report_counts_only_pretraining_runs(tmp_path):
     path = write_report(ReportConfig(runs=(tmp_path,), out=tmp_path / "report", bootstrap=200))
     report = path.read_text()
     assert "4 runs from" in report
-    assert "| maze/square_a | random | 2 | 1,000 | 0.600 | 0.100 |" in report
-    assert "| maze/square_a | edp | 1 | 1,000 | 0.900 | 0.000 |" in report
+    assert "| maze/square_a | random | 2 | 2 | 1,000 | 0.600 | 0.100 |" in report
+    assert "| maze/square_a | edp | 1 | 1 | 1,000 | 0.900 | 0.000 |" in report
     assert "ddpg_from_random | 1 | 1,000" not in report.split("## Fine-tuning")[0]
     assert "| maze/square_a:far_end | ddpg_from_random | 1 | 10,000 | 0.040 |" in report
     assert (tmp_path / "report" / "coverage_curves.png").is_file()
@@ -175,3 +175,20 @@ def test_maze_coverage_report_counts_only_pretraining_runs(tmp_path):
 def test_report_without_runs_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "report")]) == 2
     assert capsys.readouterr().err.startswith("edp: error: no run directories under")
+
+
+def test_maze_report_shows_every_agents_visits_side_by_side(tmp_path):
+    """Real tiny runs: the figure is drawn from each run's final checkpoint."""
+    for agent in ("random", "ddpg"):
+        assert main(["pretrain", "--env", "maze/square_b", "--agent", agent, "--frames", "300",
+                     "--seed-frames", "300", "--quiet", "--eval-episodes", "0",
+                     "--out", str(tmp_path / "runs")]) == 0
+    report = write_report(ReportConfig(runs=(tmp_path / "runs",), out=tmp_path / "report",
+                                       bootstrap=100)).read_text()
+    assert "![visits_maze_square_b.png](visits_maze_square_b.png)" in report
+    assert (tmp_path / "report" / "visits_maze_square_b.png").stat().st_size > 10_000
+    rows = [line.split(" | ") for line in report.splitlines()
+            if line.startswith("| maze/square_b |")]
+    by_rank = sorted(rows, key=lambda r: int(r[2]))
+    assert [int(r[2]) for r in by_rank] == [1, 2]
+    assert float(by_rank[0][5]) >= float(by_rank[1][5])  # rank 1 has the higher mean

