@@ -56,7 +56,8 @@ def measure(method: str, preset: str, problem: str, repeats: int) -> dict:
     batch = replay.sample(rng, agent.batch_size, agent.updates_per_step)
     learn = lambda: jax.block_until_ready(agent.update(state, batch, key))
     act(), learn()
-    flops = _flops(jax.jit(agent.update).lower(state, batch, key).compile())
+    compiled = jax.jit(agent.update).lower(state, batch, key).compile()
+    flops = _flops(compiled) * agent.updates_per_step  # XLA counts a scan body once
     update_s = _time(learn, repeats)
     return {"method": method, "preset": preset, "problem": problem, "batch": agent.batch_size,
             "every": agent.update_every, "act_ms": _time(act, 20) * 1e3,

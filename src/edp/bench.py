@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from edp.agents.base import meta_dim
 from edp.agents.registry import make_agent
 from edp.config import resolve
 from edp.presets import pretrain_defaults
@@ -74,14 +75,17 @@ def measure(agent_name: str, preset: str, problem: str, repeats: int) -> dict:
     agent = make_agent(cfg, obs_dim, act_dim)
     state = agent.init(jax.random.PRNGKey(0))
     rng = np.random.default_rng(0)
-    replay = ReplayBuffer(20_000, 50, 1, obs_dim, act_dim, cfg.nstep, cfg.discount)
+    skill_dim = meta_dim(agent)  # skill agents: random skills stored and acted on
+    replay = ReplayBuffer(20_000, 50, 1, obs_dim, act_dim, cfg.nstep, cfg.discount,
+                          extras={"meta": skill_dim} if skill_dim else None)
+    skill = {"meta": rng.uniform(size=(1, skill_dim)).astype(np.float32)} if skill_dim else {}
     for _ in range(20):
         replay.start_episodes(rng.normal(size=(1, obs_dim)).astype(np.float32))
         for t in range(50):
             replay.add(rng.uniform(-1, 1, (1, act_dim)), np.zeros(1), 1.0,
-                       rng.normal(size=(1, obs_dim)).astype(np.float32), t == 49)
+                       rng.normal(size=(1, obs_dim)).astype(np.float32), t == 49, **skill)
     key = jax.random.PRNGKey(1)
-    obs = rng.normal(size=(1, obs_dim)).astype(np.float32)
+    obs = rng.normal(size=(1, obs_dim + skill_dim)).astype(np.float32)
 
     def act():
         np.asarray(agent.act(state, obs, key, 10**6, False))
@@ -94,7 +98,7 @@ def measure(agent_name: str, preset: str, problem: str, repeats: int) -> dict:
     learn()
     batch = replay.sample(rng, agent.batch_size, agent.updates_per_step)
     compiled = jax.jit(agent.update).lower(state, batch, key).compile()
-    flops = _flops(compiled)
+    flops = _flops(compiled) * agent.updates_per_step  # XLA counts a scan body once
     env_time = float("nan")
     if problem == "maze":
         from edp.envs.maze import MazeEnv
@@ -112,6 +116,7 @@ def measure(agent_name: str, preset: str, problem: str, repeats: int) -> dict:
 
 
 def _flops(compiled) -> float:
+    """XLA's FLOP count of a compiled program; a loop body (lax.scan) is counted once."""
     analysis = compiled.cost_analysis()
     if isinstance(analysis, list):
         analysis = analysis[0]

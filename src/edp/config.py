@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from edp.agents.aps import APSConfig
 from edp.agents.apt import APTConfig
+from edp.agents.cic import CICConfig
 from edp.agents.ddpg import DDPGConfig
+from edp.agents.diayn import DIAYNConfig
 from edp.agents.disagreement import DisagreementConfig
 from edp.agents.edp import EDPConfig
 from edp.agents.icm import ICMConfig
 from edp.agents.proto import ProtoConfig
 from edp.agents.rnd import RNDConfig
+from edp.agents.smm import SMMConfig
 
 PRESETS = ("paper", "fast")
 
@@ -35,7 +39,8 @@ class PretrainConfig:
     env: str = "maze/square_tree"
     """Environment: maze/<name> or urlb/<domain> (e.g. maze/square_a, urlb/walker)."""
     agent: str = "edp"
-    """Pre-training agent: edp, random, ddpg (zero reward), icm, rnd, disagreement, apt, proto."""
+    """Pre-training agent: edp, random, ddpg (zero reward), icm, rnd, disagreement, apt, proto,
+    smm, diayn, aps, cic."""
     preset: Literal["paper", "fast"] = "fast"
     """Hyper-parameter preset: `paper` (reference values) or `fast` (sized for a 2-core CPU)."""
     frames: int = 100_000
@@ -80,6 +85,14 @@ class PretrainConfig:
     """APT: kNN particle reward on an ICM representation (URLB), or on raw states."""
     proto: ProtoConfig = field(default_factory=ProtoConfig)
     """ProtoRL: prototypes and a queue of candidates; reward the distance to the k-th nearest."""
+    smm: SMMConfig = field(default_factory=SMMConfig)
+    """SMM: one-hot skill per episode; reward VAE error + skill entropy + discriminator CE."""
+    diayn: DIAYNConfig = field(default_factory=DIAYNConfig)
+    """DIAYN: one-hot skills; reward the discriminator's log q(z | s+) + log #skills."""
+    aps: APSConfig = field(default_factory=APSConfig)
+    """APS: task vectors, successor-feature critic; reward <w, phi(s+)> + kNN entropy."""
+    cic: CICConfig = field(default_factory=CICConfig)
+    """CIC: uniform skills, contrastive (CPC) representation; reward kNN entropy of s+."""
 
     @property
     def run_name(self) -> str:

@@ -4,6 +4,13 @@ env -> replay -> batch -> agent.update -> metrics -> sinks, and obs -> agent.act
 Everything with side effects lives here; the agent is a value transformed by pure jitted
 functions. Random keys are folded from the seed and the step number, and checkpoints are taken
 at episode boundaries together with the host RNG states, so a resumed run continues exactly.
+
+Skill agents (`meta_dim > 0`, protocol in `edp.agents.base`) get their skill drawn at every
+reset and updated before every action, appended to the observation they act on, and stored in
+the replay as the per-step field "meta". Skills come from their own key stream folded from the
+step number, so agents without skills see exactly the random numbers they saw before; a skill
+is a deterministic function of (agent state, step) at the episode start where a checkpoint is
+taken, so resuming redraws the same skills and the checkpoint needs no copy of them.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import numpy as np
 
 import edp
 from edp import checkpoint
-from edp.agents.base import Agent
+from edp.agents.base import Agent, meta_dim, with_meta
 from edp.envs.base import VecEnv
 from edp.replay import ReplayBuffer
 from edp.sinks import Progress, Sinks, to_scalars
@@ -80,6 +87,8 @@ class Trainer:
         self.init_key, self.act_key, self.update_key, self.eval_key = jax.random.split(root, 4)
         self.sample_rng = np.random.default_rng([settings.seed, 1])
         self.state = (init_fn or agent.init)(self.init_key)
+        self.meta_dim = meta_dim(agent)
+        self.meta_key = jax.random.fold_in(root, 4)  # skills: a stream of their own
         self.step = 0
         self.episodes = 0
         self._update = _checked(agent.update)
@@ -149,6 +158,7 @@ class Trainer:
         metrics: dict[str, Any] = {}
         snapshots = set(s.snapshots)
         obs = env.reset()
+        meta = stored_meta = self._reset_meta()  # stored_meta: the skill stored with obs
         self.replay.start_episodes(obs)
         episode_return = np.zeros(env.num_envs)
         try:
@@ -156,8 +166,12 @@ class Trainer:
                 step = self.step
                 if self._due(s.eval_every, env.num_envs):  # frame 0 included
                     self.evaluate(sinks)
-                action = np.asarray(agent.act(self.state, obs, _fold_in(self.act_key, step),
-                                              step, False))
+                if meta is not None:
+                    self.state, meta = agent.update_meta(self.state, meta, step,
+                                                         self._meta_key(step, 1),
+                                                         self._sample_transitions)
+                action = np.asarray(agent.act(self.state, with_meta(obs, meta),
+                                              _fold_in(self.act_key, step), step, False))
                 if self._learning_due(step):
                     batch = self.replay.sample(self.sample_rng, agent.batch_size,
                                                agent.updates_per_step)
@@ -169,7 +183,9 @@ class Trainer:
                                              "the last good checkpoint is kept")
                 out = env.step(action)
                 episode_return += out.reward
-                self.replay.add(action, out.reward, 1.0, out.observation, out.done)
+                self.replay.add(action, out.reward, 1.0, out.observation, out.done,
+                                **({} if meta is None else {"meta": stored_meta}))
+                stored_meta = meta
                 self.step += 1
                 obs = out.observation
                 if out.done:
@@ -180,6 +196,7 @@ class Trainer:
                     if self._due(s.checkpoint_every, env.num_envs * env.episode_length):
                         self.save_checkpoint()
                     obs = env.reset()
+                    meta = stored_meta = self._reset_meta()
                     self.replay.start_episodes(obs)
                 if self._due(s.log_every, env.num_envs):
                     self._log(sinks, progress, metrics)
@@ -190,6 +207,23 @@ class Trainer:
             sinks.close()
         return LoopResult(self.run_dir, self.frame, final,
                           self.coverage.value if self.coverage is not None else None)
+
+    def _meta_key(self, step: int, which: int) -> jax.Array:
+        """Key of the skill drawn at the reset before `step` (which 0) or updated at it (1)."""
+        return _fold_in(self.meta_key, 2 * step + which)
+
+    def _reset_meta(self) -> np.ndarray | None:
+        """Skills of the episodes starting now (None for agents without skills)."""
+        if not self.meta_dim:
+            return None
+        return self.agent.init_meta(self.state, self._meta_key(self.step, 0), self.env.num_envs)
+
+    def _sample_transitions(self, n: int) -> dict | None:
+        """n replay transitions (n, ...) for a skill schedule that reads the replay (APS
+        fine-tuning); None while the buffer holds no finished episode."""
+        if self.replay.size == 0:
+            return None
+        return {k: v[0] for k, v in self.replay.sample(self.sample_rng, n).items()}
 
     def _learning_due(self, step: int) -> bool:
         """Past the seed phase, on the update cadence, and with a finished episode to sample."""
@@ -240,6 +274,9 @@ def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.
     returns: list[float] = []
     frames: list[np.ndarray] = []
     rollout = 0
+    meta = None  # skill agents: one skill for the whole evaluation round (URLB)
+    if meta_dim(agent):
+        meta = np.repeat(agent.init_meta(state, jax.random.split(key)[1], 1), env.num_envs, 0)
     while len(returns) < episodes:
         obs = env.reset()
         total = np.zeros(env.num_envs)
@@ -247,8 +284,8 @@ def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.
         while not done:
             if record and rollout == 0:
                 frames.append(env.render())
-            action = np.asarray(agent.act(state, obs, _fold_in(_fold_in(key, rollout), t),
-                                          step, True))
+            action = np.asarray(agent.act(state, with_meta(obs, meta),
+                                          _fold_in(_fold_in(key, rollout), t), step, True))
             out = env.step(action)
             total += out.reward
             obs, done, t = out.observation, out.done, t + 1

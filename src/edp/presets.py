@@ -52,7 +52,8 @@ def pretrain_defaults(preset: str, env: str, agent: str) -> PretrainConfig:
 
 def _fast_baselines(base: PretrainConfig) -> dict:
     """The URL baselines' extra networks at the `fast` backbone's width (1024 -> 128), with
-    representation, prototype and queue sizes shrunk in proportion."""
+    representation, prototype and queue sizes shrunk in proportion. Skill sizes, SMM's small
+    VAE (150 wide) and the kNN settings keep their reference values."""
     replace = dataclasses.replace
     return {
         "icm": replace(base.icm, hidden_dim=128),
@@ -60,4 +61,8 @@ def _fast_baselines(base: PretrainConfig) -> dict:
         "disagreement": replace(base.disagreement, hidden_dim=128),
         "apt": replace(base.apt, hidden_dim=128, rep_dim=64),
         "proto": replace(base.proto, pred_dim=32, proj_dim=128, num_protos=64, queue_size=256),
+        "smm": replace(base.smm, hidden_dim=128),
+        "diayn": replace(base.diayn, hidden_dim=128),
+        "aps": replace(base.aps, hidden_dim=128),
+        "cic": replace(base.cic, hidden_dim=128),
     }

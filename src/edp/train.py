@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edp import checkpoint, rundir
+from edp.agents.base import meta_dim
 from edp.agents.registry import AGENT_NAMES, make_agent
 from edp.config import ConfigError, PretrainConfig, resolve, validate
 from edp.envs import VecEnv, check_env_name, is_maze, make_env, maze_name
@@ -50,8 +51,10 @@ def train(cfg, label: str, env: VecEnv, eval_env: VecEnv, build: BuildAgent,
     if cfg.replay_capacity < env.episode_length * cfg.num_envs:
         raise ConfigError(f"replay-capacity={cfg.replay_capacity} cannot hold one episode of "
                           f"every env ({env.episode_length * cfg.num_envs} transitions)")
+    skill_dim = meta_dim(agent)  # skill agents store their skill with every step
     replay = ReplayBuffer(cfg.replay_capacity, env.episode_length, cfg.num_envs,
-                          env.observation_dim, env.action_dim, cfg.nstep, cfg.discount)
+                          env.observation_dim, env.action_dim, cfg.nstep, cfg.discount,
+                          extras={"meta": skill_dim} if skill_dim else None)
     coverage = None
     if is_maze(cfg.env):
         from edp.coverage import CoverageTracker

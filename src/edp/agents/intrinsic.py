@@ -32,10 +32,14 @@ class IntrinsicAgent:
         self.updates_per_step = backbone.updates_per_step
         self.update_every = backbone.update_every
         self.learning_starts = backbone.learning_starts
-        self.nets = ddpg.make_nets(backbone, action_dim)
+        self.nets = self.make_nets(backbone)
         self._act = jax.jit(functools.partial(ddpg.select_action, backbone, self.nets),
                             static_argnames="eval_mode")
         self._update = jax.jit(functools.partial(ddpg.scan_iterations, self._update_once))
+
+    def make_nets(self, backbone: ddpg.DDPGConfig) -> ddpg.DDPGNets:
+        """The backbone's modules and optimisers (APS replaces the critic)."""
+        return ddpg.make_nets(backbone, self.action_dim)
 
     def init_backbone(self, key: jax.Array) -> ddpg.DDPGState:
         return ddpg.init_state(self.nets, key, self.obs_dim, self.action_dim)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from edp.agents.base import Agent
 from edp.config import ConfigError, PretrainConfig
 
-AGENT_NAMES = ("edp", "random", "ddpg", "icm", "rnd", "disagreement", "apt", "proto")
+AGENT_NAMES = ("edp", "random", "ddpg", "icm", "rnd", "disagreement", "apt", "proto", "smm",
+               "diayn", "aps", "cic")
 
 
 def make_agent(cfg: PretrainConfig, obs_dim: int, action_dim: int) -> Agent:
@@ -44,6 +45,22 @@ def make_agent(cfg: PretrainConfig, obs_dim: int, action_dim: int) -> Agent:
             from edp.agents.proto import ProtoAgent
 
             return ProtoAgent(cfg.proto, backbone, obs_dim, action_dim)
+        if cfg.agent == "smm":
+            from edp.agents.smm import SMMAgent
+
+            return SMMAgent(cfg.smm, backbone, obs_dim, action_dim)
+        if cfg.agent == "diayn":
+            from edp.agents.diayn import DIAYNAgent
+
+            return DIAYNAgent(cfg.diayn, backbone, obs_dim, action_dim)
+        if cfg.agent == "aps":
+            from edp.agents.aps import APSAgent
+
+            return APSAgent(cfg.aps, backbone, obs_dim, action_dim)
+        if cfg.agent == "cic":
+            from edp.agents.cic import CICAgent
+
+            return CICAgent(cfg.cic, backbone, obs_dim, action_dim)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     raise ConfigError(f"unknown agent '{cfg.agent}'; valid agents: {', '.join(AGENT_NAMES)}")

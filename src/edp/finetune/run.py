@@ -1,7 +1,9 @@
 """`edp finetune`: a downstream task from a snapshot (or from scratch), URLB protocol.
 
 method ddpg: URLB `init_from` (spec/urlb.md section 5.6): the snapshot's Gaussian actor and
-critic trunk, fresh heads, target critic and optimisers, extrinsic reward. Diffusion methods
+critic trunk, fresh heads, target critic and optimisers, extrinsic reward. A skill agent's
+snapshot (SMM, DIAYN, APS, CIC) is fine-tuned by its own `finetune_agent`: the same, with the
+skill still appended to the inputs and chosen by the agent's fine-tuning schedule. Diffusion methods
 start from the snapshot's diffusion policy (an EDP snapshot) with fresh critics/energies.
 """
 
@@ -44,15 +46,18 @@ def builder(cfg: FinetuneConfig, snap: snapshots.Snapshot | None):
                 return agent, None
             backbone = snap.state if isinstance(snap.state, ddpg.DDPGState) else \
                 snap.state.backbone
+            start = ddpg.init_from_snapshot
+            if hasattr(snap.agent, "finetune_agent"):  # skill agents keep the skill as an input
+                agent = snap.agent.finetune_agent(cfg.ddpg)
+                start, backbone = agent.init_from_snapshot, snap.state
 
             try:  # shapes checked now, before a run directory exists
-                jax.eval_shape(lambda k: ddpg.init_from_snapshot(agent.init(k), backbone),
-                               jax.random.PRNGKey(0))
+                jax.eval_shape(lambda k: start(agent.init(k), backbone), jax.random.PRNGKey(0))
             except ValueError as exc:
                 raise CheckpointError(f"snapshot {snap.path}: {exc}") from exc
 
             def init_fn(key):
-                return ddpg.init_from_snapshot(agent.init(key), backbone)
+                return start(agent.init(key), backbone)
 
             return agent, init_fn
         try:
