@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from edp.agents import knn, proto
+from edp.agents import knn
 from edp.agents.apt import APTAgent, APTConfig
 from edp.agents.ddpg import DDPGConfig
 from edp.agents.disagreement import DisagreementAgent, DisagreementConfig
@@ -260,21 +260,18 @@ def test_proto_queue_and_reward_ordering_for_a_far_state():
     assert reward[-1] > 3 * reward[:-1].max()
 
 
-def test_proto_fine_tuning_copies_the_whole_critic_and_the_proto_modules():
+def test_proto_fine_tuning_copies_the_whole_critic():
     a = agent("proto")
     rng = np.random.default_rng(0)
     pretrained, _ = a.update(a.init(jax.random.PRNGKey(1)),
                              batch_of(rng.normal(size=(B, 2)), rng=rng), jax.random.PRNGKey(2))
-    fresh = a.init(jax.random.PRNGKey(3))
-    state = proto.init_from_snapshot(fresh, pretrained)
+    fresh = a.init(jax.random.PRNGKey(3)).backbone
+    state = a.finetune_start(fresh, pretrained.backbone)
     same = lambda x, y: jax.tree.map(np.testing.assert_array_equal, x, y)
-    same(state.backbone.actor, pretrained.backbone.actor)
-    same(state.backbone.critic, pretrained.backbone.critic)  # trunk and both heads
-    same(state.backbone.critic_target, fresh.backbone.critic_target)  # not re-synced
-    same(state.proto.params, pretrained.proto.params)
-    same(state.proto.opt_state, fresh.proto.opt_state)
-    same(state.predictor_target, fresh.predictor_target)
-    same(state.queue, fresh.queue)
+    same(state.actor, pretrained.backbone.actor)
+    same(state.critic, pretrained.backbone.critic)  # trunk and both heads
+    same(state.critic_target, fresh.critic_target)  # not re-synced
+    same(state.actor_opt, fresh.actor_opt)  # fresh optimisers
 
 
 # --- the real command ----------------------------------------------------------------------------

@@ -158,3 +158,25 @@ def test_video_on_a_maze_says_what_renders(capsys, tmp_path):
     err = error_of(capsys, ["finetune", "--env", "maze/square_a", "--video", *TINY_FT,
                             "--out", str(tmp_path)])
     assert "--video needs a MuJoCo" in err and not (tmp_path / "maze").exists()
+
+
+def test_proto_snapshots_hand_over_the_whole_critic(tmp_path):
+    """URLB ProtoAgent.init_from copies the critic heads too; every other agent only the trunk."""
+    from edp.agents.registry import make_agent
+    from edp.config import PretrainConfig
+    from edp.config import resolve as resolve_pretrain
+    from edp.presets import pretrain_defaults
+    from edp.snapshot import Snapshot
+
+    env = make_env("maze/square_a")
+    cfg = resolve_pretrain(pretrain_defaults("fast", "maze/square_a", "proto"))
+    assert isinstance(cfg, PretrainConfig)
+    proto = make_agent(cfg, env.observation_dim, env.action_dim)
+    snap = Snapshot(tmp_path, {"agent": "proto"}, proto, proto.init(jax.random.PRNGKey(3)))
+    ft_cfg = resolve(defaults("fast", "ddpg", cfg.ddpg))
+    agent, init_fn = builder(ft_cfg, snap)(env)
+    state = init_fn(jax.random.PRNGKey(1))
+    same = lambda a, b: all(jax.tree.leaves(jax.tree.map(np.array_equal, a, b)))
+    assert same(state.critic, snap.state.backbone.critic)
+    assert same(state.actor, snap.state.backbone.actor)
+    assert same(state.critic_target, agent.init(jax.random.PRNGKey(1)).critic_target)

@@ -200,10 +200,15 @@ def init_state(nets: DDPGNets, key: jax.Array, obs_dim: int, action_dim: int) ->
                      actor_opt=nets.actor_tx.init(actor), critic_opt=nets.critic_tx.init(critic))
 
 
-def init_from_snapshot(fresh: DDPGState, pretrained: DDPGState) -> DDPGState:
-    """Fine-tuning start (URLB `init_from`): pre-trained actor and critic trunk, everything else
-    fresh; the target critic keeps its fresh init and only meets the copy through Polyak."""
+def init_from_snapshot(fresh: DDPGState, pretrained: DDPGState, whole_critic: bool = False
+                       ) -> DDPGState:
+    """Fine-tuning start (URLB `init_from`): pre-trained actor and critic trunk (the whole
+    critic for ProtoRL), everything else fresh; the target critic keeps its fresh init and
+    only meets the copy through Polyak."""
     _check_same_shapes(fresh.actor, pretrained.actor, "actor")
+    if whole_critic:
+        _check_same_shapes(fresh.critic, pretrained.critic, "critic")
+        return fresh.replace(actor=pretrained.actor, critic=pretrained.critic)
     _check_same_shapes(fresh.critic["trunk"], pretrained.critic["trunk"], "critic trunk")
     critic = {**fresh.critic, "trunk": pretrained.critic["trunk"]}
     return fresh.replace(actor=pretrained.actor, critic=critic)

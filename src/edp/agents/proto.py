@@ -13,7 +13,7 @@ Each iteration, on one batch (s, a, s+) with s+ the observation 3 steps ahead:
      normalisation; the queue starts at zero, and a drawn candidate is at distance 0 of itself);
   4. the DDPG iteration with r, then the Polyak step of h_bar toward h (predictor_target_tau).
 The encoder is the identity with states, so its target is not kept. Fine-tuning copies more
-than the other agents: `init_from_snapshot` below.
+than the other agents: `ProtoAgent.finetune_start`.
 """
 
 from __future__ import annotations
@@ -108,6 +108,13 @@ class ProtoAgent(IntrinsicAgent):
         self.tx = optax.adam(cfg.lr)
         self.intrinsic_reward = jax.jit(self._intrinsic_reward)
 
+    @staticmethod
+    def finetune_start(fresh: ddpg.DDPGState, pretrained: ddpg.DDPGState) -> ddpg.DDPGState:
+        """URLB `ProtoAgent.init_from`: the actor and the *whole* critic (trunk and heads);
+        the target critic keeps its fresh init. The proto modules play no part in fine-tuning
+        (the reward is extrinsic), so they are not carried over."""
+        return ddpg.init_from_snapshot(fresh, pretrained, whole_critic=True)
+
     def init(self, key: jax.Array) -> ProtoState:
         k_backbone, k_pred, k_proj, k_protos = jax.random.split(key, 4)
         predictor = self.predictor.init(k_pred, jnp.zeros((1, self.obs_dim)))["params"]
@@ -170,18 +177,3 @@ class ProtoAgent(IntrinsicAgent):
             proto.params["predictor"], state.predictor_target, self.cfg.predictor_target_tau)
         state = ProtoState(backbone, proto, predictor_target, queue, queue_ptr)
         return state, {**metrics, "proto_loss": loss}
-
-
-def init_from_snapshot(fresh: ProtoState, pretrained: ProtoState) -> ProtoState:
-    """ProtoRL's fine-tuning start (URLB `ProtoAgent.init_from`): the actor, the *whole*
-    critic (trunk and both heads), and the predictor, projector and prototypes are copied; the
-    target critic keeps its fresh init (not re-synced), optimiser states, the target predictor
-    and the queue stay fresh. The proto modules are not trained in fine-tuning."""
-    for name in ("actor", "critic"):
-        ddpg._check_same_shapes(getattr(fresh.backbone, name), getattr(pretrained.backbone, name),
-                                name)
-    ddpg._check_same_shapes(fresh.proto.params, pretrained.proto.params, "proto modules")
-    backbone = fresh.backbone.replace(actor=pretrained.backbone.actor,
-                                      critic=pretrained.backbone.critic)
-    return fresh.replace(backbone=backbone,
-                         proto=fresh.proto.replace(params=pretrained.proto.params))

@@ -46,7 +46,7 @@ def builder(cfg: FinetuneConfig, snap: snapshots.Snapshot | None):
                 return agent, None
             backbone = snap.state if isinstance(snap.state, ddpg.DDPGState) else \
                 snap.state.backbone
-            start = ddpg.init_from_snapshot
+            start = getattr(snap.agent, "finetune_start", ddpg.init_from_snapshot)
             if hasattr(snap.agent, "finetune_agent"):  # skill agents keep the skill as an input
                 agent = snap.agent.finetune_agent(cfg.ddpg)
                 start, backbone = agent.init_from_snapshot, snap.state
