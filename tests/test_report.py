@@ -192,3 +192,17 @@ def test_maze_report_shows_every_agents_visits_side_by_side(tmp_path):
     by_rank = sorted(rows, key=lambda r: int(r[2]))
     assert [int(r[2]) for r in by_rank] == [1, 2]
     assert float(by_rank[0][5]) >= float(by_rank[1][5])  # rank 1 has the higher mean
+
+
+def test_sample_efficiency_counts_frames_to_80_percent_of_scratch(tmp_path):
+    # scratch ends at mean 100 -> target 80, first reached by its mean curve at 20,000 frames
+    fake_finetune(tmp_path, "maze/square_a:far_end", "ddpg_scratch", 0, [0, 50, 70, 100], None)
+    fake_finetune(tmp_path, "maze/square_a:far_end", "ddpg_scratch", 1, [0, 30, 90, 100], None)
+    # the pre-trained start reaches 80 at 10,000 frames: half the frames, ratio 2
+    fake_finetune(tmp_path, "maze/square_a:far_end", "ddpg_from_edp", 0, [10, 85, 90, 95], None)
+    fake_finetune(tmp_path, "maze/square_a:far_end", "edp_from_edp", 0, [10, 20, 30, 40], None)
+    report = write_report(ReportConfig(runs=(tmp_path,), out=tmp_path / "report",
+                                       bootstrap=100)).read_text()
+    assert "| maze/square_a:far_end | ddpg_scratch | 80.000 | 20,000 | 1.00 |" in report
+    assert "| maze/square_a:far_end | ddpg_from_edp | 80.000 | 10,000 | 2.00 |" in report
+    assert "| maze/square_a:far_end | edp_from_edp | 80.000 | never | 0.00 |" in report

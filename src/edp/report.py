@@ -300,7 +300,44 @@ def finetune_lines(groups: dict[tuple[str, str], list[Evals]], cfg: ReportConfig
     raw = sorted({task for (task, _), evals in groups.items()
                   if not all(e.normalised for e in evals)})
     return (_task_table(groups, cfg, raw) + _aggregate_table(groups, labels, cfg, raw)
-            + _improvement_table(groups, labels, cfg))
+            + _improvement_table(groups, labels, cfg) + _efficiency_table(groups))
+
+
+def frames_to_reach(evals: list[Evals], target: float) -> float:
+    """First evaluation frame at which the mean score over runs reaches `target` (inf if
+    never): the runs' common evaluation frames, mean across runs."""
+    frames = _common_frames(evals)
+    reached = np.flatnonzero(_at(evals, frames, "scores").mean(axis=-1) >= target)
+    return float(frames[reached[0]]) if reached.size else float("inf")
+
+
+def _efficiency_table(groups) -> list[str]:
+    """Sample efficiency against training from scratch (`<method>_scratch`): frames each method
+    needs to reach 80% of the from-scratch final mean score, and their ratio."""
+    lines = []
+    for task in sorted({task for task, _ in groups}):
+        scratch = [label for (t, label) in groups if t == task and label.endswith("_scratch")]
+        if not scratch:
+            continue
+        base = groups[(task, scratch[0])]
+        target = 0.8 * float(np.mean([e.scores[-1] for e in base]))
+        base_frames = frames_to_reach(base, target)
+        if not lines:
+            lines = ["", "## Fine-tuning: sample efficiency against training from scratch", "",
+                     "Frames to reach 80% of the from-scratch final mean score (mean curve over "
+                     "runs); ratio = scratch frames / method frames (> 1: fewer frames needed). "
+                     "A target at or below the first evaluation is reached at frame 0.", "",
+                     "| task | method | target | frames | ratio |",
+                     "| --- | --- | --- | --- | --- |"]
+        for (t, label), evals in groups.items():
+            if t != task:
+                continue
+            frames = frames_to_reach(evals, target)
+            ratio = 1.0 if frames == base_frames else \
+                base_frames / frames if frames > 0 else float("inf")
+            shown = "never" if np.isinf(frames) else f"{frames:,.0f}"
+            lines.append(f"| {task} | {label} | {target:.3f} | {shown} | {ratio:.2f} |")
+    return lines
 
 
 def _task_table(groups, cfg: ReportConfig, raw: list[str]) -> list[str]:
