@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import importlib
+
 from edp.agents.base import Agent
 from edp.config import ConfigError, PretrainConfig
 
-AGENT_NAMES = ("edp", "random", "ddpg", "icm", "rnd", "disagreement", "apt", "proto", "smm",
-               "diayn", "aps", "cic")
+# name -> class of the intrinsic-reward agents, in edp/agents/<name>.py, built as
+# Class(cfg.<name>, cfg.ddpg, obs_dim, action_dim); imported on use (only the chosen one loads)
+INTRINSIC_AGENTS = {
+    "edp": "EDPAgent",
+    "icm": "ICMAgent",
+    "rnd": "RNDAgent",
+    "disagreement": "DisagreementAgent",
+    "apt": "APTAgent",
+    "proto": "ProtoAgent",
+    "smm": "SMMAgent",
+    "diayn": "DIAYNAgent",
+    "aps": "APSAgent",
+    "cic": "CICAgent",
+}
+AGENT_NAMES = ("edp", "random", "ddpg", *(n for n in INTRINSIC_AGENTS if n != "edp"))
 
 
 def make_agent(cfg: PretrainConfig, obs_dim: int, action_dim: int) -> Agent:
     """The agent named by cfg.agent; cfg must be resolved (`edp.config.resolve`)."""
-    backbone = cfg.ddpg
     try:
         if cfg.agent == "random":
             from edp.agents.random import RandomAgent
@@ -20,47 +34,11 @@ def make_agent(cfg: PretrainConfig, obs_dim: int, action_dim: int) -> Agent:
         if cfg.agent == "ddpg":
             from edp.agents.ddpg import DDPGAgent
 
-            return DDPGAgent(backbone, obs_dim, action_dim, name="ddpg", intrinsic=True)
-        if cfg.agent == "edp":
-            from edp.agents.edp import EDPAgent
-
-            return EDPAgent(cfg.edp, backbone, obs_dim, action_dim)
-        if cfg.agent == "icm":
-            from edp.agents.icm import ICMAgent
-
-            return ICMAgent(cfg.icm, backbone, obs_dim, action_dim)
-        if cfg.agent == "rnd":
-            from edp.agents.rnd import RNDAgent
-
-            return RNDAgent(cfg.rnd, backbone, obs_dim, action_dim)
-        if cfg.agent == "disagreement":
-            from edp.agents.disagreement import DisagreementAgent
-
-            return DisagreementAgent(cfg.disagreement, backbone, obs_dim, action_dim)
-        if cfg.agent == "apt":
-            from edp.agents.apt import APTAgent
-
-            return APTAgent(cfg.apt, backbone, obs_dim, action_dim)
-        if cfg.agent == "proto":
-            from edp.agents.proto import ProtoAgent
-
-            return ProtoAgent(cfg.proto, backbone, obs_dim, action_dim)
-        if cfg.agent == "smm":
-            from edp.agents.smm import SMMAgent
-
-            return SMMAgent(cfg.smm, backbone, obs_dim, action_dim)
-        if cfg.agent == "diayn":
-            from edp.agents.diayn import DIAYNAgent
-
-            return DIAYNAgent(cfg.diayn, backbone, obs_dim, action_dim)
-        if cfg.agent == "aps":
-            from edp.agents.aps import APSAgent
-
-            return APSAgent(cfg.aps, backbone, obs_dim, action_dim)
-        if cfg.agent == "cic":
-            from edp.agents.cic import CICAgent
-
-            return CICAgent(cfg.cic, backbone, obs_dim, action_dim)
+            return DDPGAgent(cfg.ddpg, obs_dim, action_dim, name="ddpg", intrinsic=True)
+        if cfg.agent in INTRINSIC_AGENTS:
+            module = importlib.import_module(f"edp.agents.{cfg.agent}")
+            agent_cls = getattr(module, INTRINSIC_AGENTS[cfg.agent])
+            return agent_cls(getattr(cfg, cfg.agent), cfg.ddpg, obs_dim, action_dim)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     raise ConfigError(f"unknown agent '{cfg.agent}'; valid agents: {', '.join(AGENT_NAMES)}")
