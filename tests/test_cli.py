@@ -105,3 +105,12 @@ def test_unknown_command_and_help(capsys):
     for flag in ["--env", "--agent", "--preset", "--frames", "--seed", "--out"]:
         assert flag in proc.stdout
     assert "Run root" in proc.stdout  # field docstrings become the help text
+
+
+def test_preset_snapshots_beyond_the_requested_frames_are_left_out():
+    from edp.presets import pretrain_defaults
+
+    assert pretrain_defaults("paper", "urlb/walker", "edp").snapshots == (
+        100_000, 500_000, 1_000_000, 2_000_000)
+    short = pretrain_defaults("paper", "urlb/walker", "edp", frames=600_000)
+    assert short.snapshots == (100_000, 500_000) and short.frames == 600_000

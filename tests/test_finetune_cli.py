@@ -180,3 +180,23 @@ def test_proto_snapshots_hand_over_the_whole_critic(tmp_path):
     assert same(state.critic, snap.state.backbone.critic)
     assert same(state.actor, snap.state.backbone.actor)
     assert same(state.critic_target, agent.init(jax.random.PRNGKey(1)).critic_target)
+
+
+@pytest.mark.parametrize("domain, task, length", [
+    ("walker", "walker_run", 1000), ("quadruped", "quadruped_jump", 1000),
+    ("jaco", "jaco_reach_bottom_right", 250), ("cheetah", "cheetah_flip", 1000),
+    ("hopper", "hopper_hop_backward", 1000)])
+def test_urlb_protocol_end_to_end_on_every_domain(tmp_path, domain, task, length):
+    """Pre-train EDP on the domain for one episode, fine-tune its actor on a task for one."""
+    frames = ["--frames", str(length), "--seed-frames", str(length // 2)]
+    assert main(["pretrain", "--env", f"urlb/{domain}", "--agent", "edp", *TINY_EDP, *frames,
+                 "--eval-episodes", "1", "--out", str(tmp_path)]) == 0
+    (pre,) = run_dirs(tmp_path, f"urlb/{domain}/edp/*")
+    assert (pre / "snapshots" / str(length) / "agent.msgpack").is_file()
+    assert main(["finetune", "--env", f"urlb/{task}", "--snapshot", str(pre), *TINY, *frames,
+                 "--eval-every", "0", "--eval-episodes", "1", "--out", str(tmp_path)]) == 0
+    (run,) = run_dirs(tmp_path, f"urlb/{task}/ddpg_from_edp/*")
+    header, row = (run / "eval.csv").read_text().splitlines()
+    normalised = domain in ("walker", "quadruped", "jaco")  # URLB has expert scores for these
+    assert header.endswith("normalized_return") == normalised
+    assert int(row.split(",")[0]) == length and json.loads((run / "result.json").read_text())

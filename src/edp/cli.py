@@ -40,6 +40,13 @@ def _preparse(argv: list[str], defaults: dict[str, str]) -> dict[str, str]:
     return vars(known)
 
 
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
 def pretrain(argv: list[str]) -> int:
     import tyro
 
@@ -51,9 +58,11 @@ def pretrain(argv: list[str]) -> int:
 
         return _resume(argv, "pretrain", PretrainConfig, pretrain_run)
     base = PretrainConfig()
-    chosen = _preparse(argv, {"preset": base.preset, "env": base.env, "agent": base.agent})
+    chosen = _preparse(argv, {"preset": base.preset, "env": base.env, "agent": base.agent,
+                              "frames": None})
+    frames = _int_or_none(chosen.pop("frames"))  # tyro reports a malformed value below
     try:
-        default = presets.pretrain_defaults(**chosen)
+        default = presets.pretrain_defaults(**chosen, frames=frames)
     except ConfigError as exc:
         if "-h" not in argv and "--help" not in argv:
             return _fail(str(exc))

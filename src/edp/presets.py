@@ -22,8 +22,11 @@ def _domain(env: str) -> str:
     return env.split("/", 1)[-1].split("_", 1)[0]
 
 
-def pretrain_defaults(preset: str, env: str, agent: str) -> PretrainConfig:
-    """Preset values for this env/agent; the user's flags override them afterwards."""
+def pretrain_defaults(preset: str, env: str, agent: str, frames: int | None = None
+                      ) -> PretrainConfig:
+    """Preset values for this env/agent; the user's flags override them afterwards. With the
+    user's `frames`, the preset's snapshot frames beyond it are left out (the end of a run is
+    always a snapshot)."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; valid presets: {', '.join(PRESETS)}")
     base = PretrainConfig(preset=preset, env=env, agent=agent)
@@ -36,8 +39,10 @@ def pretrain_defaults(preset: str, env: str, agent: str) -> PretrainConfig:
     ddpg = dataclasses.replace(base.ddpg, batch_size=batch, update_every=every,
                                updates_per_step=iters)
     edp = dataclasses.replace(base.edp, reward_samples=samples)
-    frames = 100_000 if maze else 2_000_000
     snapshots = () if maze else (100_000, 500_000, 1_000_000, 2_000_000)
+    if frames is not None:
+        snapshots = tuple(f for f in snapshots if f <= frames)
+    frames = frames or (100_000 if maze else 2_000_000)
     if preset == "fast":
         # one update per 2 env steps for every agent (URLB's cadence): halves the learning
         # cost; EDP's coverage on square_tree was 0.64 vs 0.66 at every step (seed 0, 100k)
