@@ -31,7 +31,8 @@ class FinetuneConfig:
     """Fine-tuning on a downstream task, from a pre-training snapshot or from scratch."""
 
     env: str = "urlb/walker_run"
-    """Downstream task: urlb/<domain>_<task> (e.g. urlb/walker_run) or a maze task."""
+    """Downstream task: urlb/<domain>_<task> (e.g. urlb/walker_run) or a maze goal task
+    maze/<maze>:<goal> (e.g. maze/square_tree:outer_left_leaf, maze/square_a:goal=4,0)."""
     method: Method = "ddpg"
     """ddpg (the Gaussian actor, URLB) or a diffusion method: edp, idql, dql, qsm, dipo."""
     snapshot: Path | None = None
