@@ -147,19 +147,13 @@ def _snapshot_backbone(path: str | None):
     """The DDPG config of a snapshot's agent (fine-tuning keeps its architecture)."""
     if path is None:
         return None
-    import json
-
     from edp.checkpoint import CheckpointError
-    from edp.config import PretrainConfig, from_json
-    from edp.snapshot import find
+    from edp.snapshot import read_meta
 
     try:
-        meta = json.loads((find(Path(path)) / "state.json").read_text())
-        return from_json(PretrainConfig, meta["config"]).ddpg
+        return read_meta(Path(path))[2].ddpg
     except CheckpointError as exc:
         raise ConfigError(str(exc)) from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"corrupt snapshot {path}: {exc}") from exc
 
 
 def evaluate(argv: list[str]) -> int:

@@ -48,19 +48,28 @@ def domain(env: str) -> str:
     return f"{kind}/{rest.split(':', 1)[0] if kind == 'maze' else rest.split('_', 1)[0]}"
 
 
+def read_meta(path: Path) -> tuple[Path, dict, PretrainConfig]:
+    """(snapshot directory, its state.json, the resolved pre-training config); a missing or
+    corrupt one is a one-line CheckpointError."""
+    directory = find(path)
+    try:
+        meta = json.loads((directory / "state.json").read_text())
+        cfg = resolve(from_json(PretrainConfig, meta["config"]))
+        missing = [k for k in ("env", "agent", "observation_dim", "action_dim") if k not in meta]
+        if missing:
+            raise KeyError(missing[0])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise checkpoint.CheckpointError(f"corrupt snapshot {directory}: {exc}") from exc
+    return directory, meta, cfg
+
+
 def load(path: Path, env, weights: bool = True) -> Snapshot:
     """Read and check a snapshot against the fine-tuning env; one-line CheckpointError on a
     missing, corrupt or mismatched one. weights=False skips the arrays (a template)."""
     from edp.agents.registry import make_agent
 
-    directory = find(path)
-    try:
-        meta = json.loads((directory / "state.json").read_text())
-        cfg = resolve(from_json(PretrainConfig, meta["config"]))
-        snap_env, _agent = meta["env"], meta["agent"]
-        dims = (meta["observation_dim"], meta["action_dim"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise checkpoint.CheckpointError(f"corrupt snapshot {directory}: {exc}") from exc
+    directory, meta, cfg = read_meta(path)
+    snap_env, dims = meta["env"], (meta["observation_dim"], meta["action_dim"])
     if domain(snap_env) != domain(env.name):
         raise checkpoint.CheckpointError(
             f"snapshot {directory} was pre-trained on {snap_env}, not on the domain of "
