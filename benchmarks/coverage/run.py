@@ -23,6 +23,8 @@ from edp.envs.maze import MAZE_NAMES
 from edp.report import ReportConfig, write_report
 
 HERE = Path(__file__).parent
+# Outside the checkout, so finished runs outlive a fresh clone of the work tree.
+RUNS = Path(os.environ.get("EDP_BENCH_ROOT", Path.home() / "edp-bench")) / "coverage"
 SEVEN = [m for m in MAZE_NAMES if m != "square_corridor"]
 
 
@@ -41,7 +43,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--root", type=Path, default=HERE / "runs")
+    parser.add_argument("--root", type=Path, default=RUNS)
     parser.add_argument("--report", type=Path, default=HERE / "results")
     args = parser.parse_args()
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))

@@ -27,6 +27,8 @@ from edp.envs import make_env
 from edp.report import ReportConfig, write_report
 
 HERE = Path(__file__).parent
+# Outside the checkout, so finished runs outlive a fresh clone of the work tree.
+RUNS = Path(os.environ.get("EDP_BENCH_ROOT", Path.home() / "edp-bench")) / "urlb"
 DOMAIN_TASKS = ["urlb/walker_stand", "urlb/quadruped_stand", "urlb/jaco_reach_top_left",
                 "urlb/cheetah_run", "urlb/hopper_hop"]
 SINGLE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
@@ -79,7 +81,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--root", type=Path, default=HERE / "runs")
+    parser.add_argument("--root", type=Path, default=RUNS)
     parser.add_argument("--report", type=Path, default=HERE / "results")
     parser.add_argument("--skip-env-speed", action="store_true")
     args = parser.parse_args()
