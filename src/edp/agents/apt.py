@@ -29,9 +29,9 @@ import optax
 from flax import struct
 
 from edp.agents import ddpg, knn
-from edp.agents.base import Batch, Metrics
+from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.icm import ICMNets, icm_step
-from edp.agents.intrinsic import IntrinsicAgent, check_fields
+from edp.agents.intrinsic import IntrinsicAgent
 from edp.rms import RunningMoments
 from edp.score_models import TrainedNet
 

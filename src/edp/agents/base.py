@@ -84,3 +84,12 @@ def meta_dim(agent: Any) -> int:
 def with_meta(observation: np.ndarray, meta: np.ndarray | None) -> np.ndarray:
     """The actor's input: the observation, with the skill appended when there is one."""
     return observation if meta is None else np.concatenate([observation, meta], axis=-1)
+
+
+def check_fields(owner: str, cfg: Any, rules: list[tuple[str, bool, str]],
+                 prefix: str = "") -> None:
+    """Raise ValueError "<owner> <prefix><field>=<value>: must be <valid>" for the first
+    broken (field, ok, valid) rule: every config's one-line error."""
+    for field, ok, valid in rules:
+        if not ok:
+            raise ValueError(f"{owner} {prefix}{field}={getattr(cfg, field)!r}: must be {valid}")

@@ -25,8 +25,7 @@ import optax
 from flax import struct
 
 from edp.agents import ddpg, knn
-from edp.agents.base import Batch, Metrics
-from edp.agents.intrinsic import check_fields
+from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.modules import OrthMLP, gradient_step, l2_normalize
 from edp.agents.skills import SkillAgent, SkillSchedule
 from edp.rms import RunningMoments

@@ -25,7 +25,7 @@ import optax
 from flax import struct
 from tyro.conf import Suppress
 
-from edp.agents.base import Batch, Metrics
+from edp.agents.base import Batch, Metrics, check_fields
 
 Params = Any  # a Flax parameter tree
 ACTION_EPS = 1e-6  # sampled actions are clamped to [-1 + eps, 1 - eps]
@@ -70,9 +70,7 @@ class DDPGConfig:
             ("learning_starts", self.learning_starts >= 0, ">= 0"),
             ("updates_per_step", self.updates_per_step >= 1, ">= 1"),
         ]
-        for field, ok, valid in rules:
-            if not ok:
-                raise ValueError(f"ddpg {field}={getattr(self, field)!r}: must be {valid}")
+        check_fields("ddpg", self, rules)
 
 
 # ---------------------------------------------------------------------------------------------

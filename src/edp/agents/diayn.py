@@ -23,8 +23,7 @@ import optax
 from flax import struct
 
 from edp.agents import ddpg
-from edp.agents.base import Batch, Metrics
-from edp.agents.intrinsic import check_fields
+from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.modules import OrthMLP, gradient_step
 from edp.agents.skills import SkillAgent, SkillSchedule
 from edp.score_models import TrainedNet

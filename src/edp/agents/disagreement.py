@@ -21,8 +21,8 @@ import optax
 from flax import struct
 
 from edp.agents import ddpg
-from edp.agents.base import Batch, Metrics
-from edp.agents.intrinsic import IntrinsicAgent, check_fields
+from edp.agents.base import Batch, Metrics, check_fields
+from edp.agents.intrinsic import IntrinsicAgent
 from edp.agents.modules import gradient_step, safe_norm
 from edp.networks import MLP
 from edp.score_models import TrainedNet

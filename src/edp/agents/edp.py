@@ -22,7 +22,7 @@ from flax import struct
 
 from edp import diffusion
 from edp.agents import ddpg
-from edp.agents.base import Batch, Metrics
+from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.intrinsic import IntrinsicAgent
 from edp.networks import ActionScoreNet, StateScoreNet
 from edp.rms import RunningMoments
@@ -58,9 +58,7 @@ class EDPConfig:
                  ("score_dropout", 0 <= self.score_dropout < 1, "in [0, 1)"),
                  ("score_lr", self.score_lr > 0, "> 0"),
                  ("diffusion_scale", self.diffusion_scale > 0, "> 0")]
-        for field, ok, valid in rules:
-            if not ok:
-                raise ValueError(f"edp {field}={getattr(self, field)!r}: must be {valid}")
+        check_fields("edp", self, rules)
 
 
 class EDPState(struct.PyTreeNode):

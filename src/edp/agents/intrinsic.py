@@ -64,10 +64,3 @@ class IntrinsicAgent:
                                                  reward, key)
         return backbone, {**metrics, "intr_reward": reward.mean(),
                           "intr_reward_max": reward.max()}
-
-
-def check_fields(agent: str, cfg: Any, rules: list[tuple[str, bool, str]]) -> None:
-    """Raise ValueError "<agent> <field>=<value>: must be <valid>" for the first broken rule."""
-    for field, ok, valid in rules:
-        if not ok:
-            raise ValueError(f"{agent} {field}={getattr(cfg, field)!r}: must be {valid}")

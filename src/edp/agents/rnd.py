@@ -24,8 +24,8 @@ import optax
 from flax import struct
 
 from edp.agents import ddpg
-from edp.agents.base import Batch, Metrics
-from edp.agents.intrinsic import IntrinsicAgent, check_fields
+from edp.agents.base import Batch, Metrics, check_fields
+from edp.agents.intrinsic import IntrinsicAgent
 from edp.agents.modules import OrthMLP, gradient_step
 from edp.rms import RunningMoments
 from edp.score_models import TrainedNet

@@ -18,7 +18,7 @@ import optax
 from tyro.conf import Suppress
 
 from edp import diffusion
-from edp.agents.base import Batch, Metrics
+from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.ddpg import scan_iterations
 from edp.finetune import iql
 from edp.networks import ActionScoreNet
@@ -59,10 +59,7 @@ class DiffusionFinetuneConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the first field whose value is impossible."""
-        for field, ok, valid in self.rules():
-            if not ok:
-                raise ValueError(f"{self.method} {field}={getattr(self, field)!r}: "
-                                 f"must be {valid}")
+        check_fields(self.method, self, self.rules())
         self.critic.check(self.method)
 
 

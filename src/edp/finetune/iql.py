@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from edp.agents.base import Batch, Metrics
+from edp.agents.base import Batch, Metrics, check_fields
 from edp.networks import TwinQ, ValueMLP
 
 Params = Any
@@ -57,10 +57,7 @@ class IQLConfig:
             ("expectile", 0 < self.expectile < 1, "in (0, 1)"),
             ("target_ema", 0 < self.target_ema <= 1, "in (0, 1]"),
         ]
-        for field, ok, valid in rules:
-            if not ok:
-                raise ValueError(f"{method} critic.{field}={getattr(self, field)!r}: "
-                                 f"must be {valid}")
+        check_fields(method, self, rules, prefix="critic.")
 
 
 class IQLState(struct.PyTreeNode):
