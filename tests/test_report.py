@@ -206,3 +206,41 @@ def test_sample_efficiency_counts_frames_to_80_percent_of_scratch(tmp_path):
     assert "| maze/square_a:far_end | ddpg_scratch | 80.000 | 20,000 | 1.00 |" in report
     assert "| maze/square_a:far_end | ddpg_from_edp | 80.000 | 10,000 | 2.00 |" in report
     assert "| maze/square_a:far_end | edp_from_edp | 80.000 | never | 0.00 |" in report
+
+
+def test_an_agent_keeps_its_colour_in_every_panel_and_figure(tmp_path, monkeypatch):
+    """A maze without an `edp` run and a task without a method shift no other line's colour."""
+    import edp.report as report
+
+    def fake_pretrain(maze: str, agent: str) -> None:
+        path = tmp_path / "maze" / maze / agent / "0-abcdef"
+        path.mkdir(parents=True)
+        config = {"env": f"maze/{maze}", "agent": agent, "seed": 0, "frames": 1000}
+        (path / "config.json").write_text(json.dumps({"config": config}))
+        (path / "coverage.json").write_text(json.dumps({"curve": [0.1, 0.2]}))
+        (path / "result.json").write_text("{}")
+
+    for maze, agent in (("square_a", "ddpg"), ("square_a", "edp"), ("square_a", "random"),
+                        ("square_b", "ddpg"), ("square_b", "random")):
+        fake_pretrain(maze, agent)
+    for task, label in (("maze/square_a:far_end", "ddpg_from_edp"),
+                        ("maze/square_a:far_end", "ddpg_scratch"),
+                        ("maze/square_b:far_end", "ddpg_scratch")):
+        fake_finetune(tmp_path, task, label, 0, [1.0, 2.0], 50.0)
+    colours: dict[str, set] = {}
+    real_save = report._save
+
+    def capture(plt, fig, path):
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                label = line.get_label().split(" (")[0]
+                colours.setdefault(label, set()).add(tuple(line.get_color()))
+        real_save(plt, fig, path)
+
+    monkeypatch.setattr(report, "_save", capture)
+    write_report(ReportConfig(runs=(tmp_path,), out=tmp_path / "report", bootstrap=50))
+    assert set(colours) == {"ddpg", "edp", "random", "ddpg_from_edp", "ddpg_scratch"}
+    assert all(len(used) == 1 for used in colours.values()), colours
+    assert len({next(iter(colours[a])) for a in ("ddpg", "edp", "random")}) == 3
+    # the independent check: before the fix, the second maze's `random` took edp's colour
+    assert colours["random"] == {report.label_colors(["ddpg", "edp", "random"])["random"]}

@@ -108,6 +108,16 @@ def _pyplot():
     return plt
 
 
+def label_colors(labels) -> dict[str, tuple]:
+    """One colour per agent or method for every panel and figure of a report, so that a label
+    keeps its colour where another label is missing."""
+    from matplotlib import colormaps
+
+    names = sorted(set(labels))
+    cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
 def _save(plt, fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -123,6 +133,7 @@ def plot_coverage_curves(runs: list[Run], path: Path) -> None:
         if run.coverage and run.kind == "pretrain":
             by_env[run.env][run.agent].append(run.coverage)
     envs = sorted(by_env)
+    colors = label_colors(agent for agents in by_env.values() for agent in agents)
     cols = min(4, len(envs))
     rows = -(-len(envs) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
@@ -132,8 +143,8 @@ def plot_coverage_curves(runs: list[Run], path: Path) -> None:
             stack = np.array([c[:n] for c in curves])
             mean, std = stack.mean(0), stack.std(0)
             x = np.arange(1, n + 1)
-            ax.plot(x, mean, label=f"{agent} ({len(curves)})")
-            ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+            ax.plot(x, mean, label=f"{agent} ({len(curves)})", color=colors[agent])
+            ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=colors[agent])
         ax.set_title(env)
         ax.set_xlabel("episode")
         ax.set_ylabel("state coverage")
@@ -406,6 +417,7 @@ def plot_finetune_curves(groups: dict[tuple[str, str], list[Evals]], out: Path,
     """finetune_<task>.png: mean return (95% CI band) per method; finetune_iqm.png: IQM of the
     normalised scores over tasks per method (stratified bootstrap band). Returns file names."""
     plt = _pyplot()
+    colors = label_colors(label for _, label in groups)
     names = []
     for task in sorted({task for task, _ in groups}):
         fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -414,8 +426,8 @@ def plot_finetune_curves(groups: dict[tuple[str, str], list[Evals]], out: Path,
                 frames = _common_frames(evals)
                 mean, low, high = stratified_interval(
                     mean_of_means, ([_at(evals, frames, "returns")],), resamples)
-                ax.plot(frames, mean, label=f"{label} ({len(evals)})")
-                ax.fill_between(frames, low, high, alpha=0.2)
+                ax.plot(frames, mean, label=f"{label} ({len(evals)})", color=colors[label])
+                ax.fill_between(frames, low, high, alpha=0.2, color=colors[label])
         _finish(ax, task, "episode return")
         names.append(f"finetune_{_slug(task)}.png")
         _save(plt, fig, out / names[-1])
@@ -430,8 +442,8 @@ def plot_finetune_curves(groups: dict[tuple[str, str], list[Evals]], out: Path,
         if len(frames):
             per_task = [_at(evals, frames, "scores") for evals in tasks]
             point, low, high = stratified_interval(iqm, (per_task,), resamples)
-            ax.plot(frames, point, label=f"{label} ({len(tasks)} tasks)")
-            ax.fill_between(frames, low, high, alpha=0.2)
+            ax.plot(frames, point, label=f"{label} ({len(tasks)} tasks)", color=colors[label])
+            ax.fill_between(frames, low, high, alpha=0.2, color=colors[label])
     _finish(ax, "IQM over tasks with an expert score", "score (return / expert)")
     names.append("finetune_iqm.png")
     _save(plt, fig, out / names[-1])
