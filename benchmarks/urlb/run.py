@@ -4,6 +4,9 @@ fine-tuning from its snapshot vs from scratch on downstream tasks, then `edp rep
     python benchmarks/urlb/run.py --pretrain-frames 300000 --tasks urlb/walker_stand \
         urlb/walker_run --methods ddpg --seeds 0 1 --jobs 2
 
+From-scratch runs start at once, beside the pre-training; the runs from its snapshot follow it,
+method by method (the first method's runs first).
+
 Every run is the real CLI in its own process. Re-invocable: finished runs (result.json) are
 skipped, interrupted ones resume from their last checkpoint. Prints the command, the machine,
 env steps/s of every domain, each run's wall time and final evaluation, and the report.
@@ -93,13 +96,10 @@ def main() -> None:
             print(f"env speed {name:26} {env_speed(name):8.0f} steps/s", flush=True)
     frames = args.pretrain_frames
     snapshots = sorted({f for f in (100_000, 500_000, 1_000_000, frames) if f <= frames})
-    pre = run_cli(["pretrain", "--env", args.domain, "--agent", "edp", "--frames", str(frames),
-                   "--snapshots", *map(str, snapshots)], args.root, args.domain, "edp", 0)
-    jobs = [(task, method, seed, snap) for task in args.tasks for seed in args.seeds
-            for method, snap in [*((m, pre) for m in args.methods), ("ddpg", None)]]
+    pretrain = ["pretrain", "--env", args.domain, "--agent", "edp", "--frames", str(frames),
+                "--snapshots", *map(str, snapshots)]
 
-    def one(job):
-        task, method, seed, snap = job
+    def one(task, method, seed, snap):
         cli = ["finetune", "--env", task, "--method", method, "--frames", str(args.frames)]
         label = f"{method}_scratch" if snap is None else f"{method}_from_edp"
         if snap is not None:
@@ -110,7 +110,13 @@ def main() -> None:
             print(exc, flush=True)
 
     with ThreadPoolExecutor(args.jobs) as pool:
-        runs = [r for r in pool.map(one, jobs) if r is not None]
+        pre = pool.submit(run_cli, pretrain, args.root, args.domain, "edp", 0)
+        # From-scratch runs need no snapshot: they use the other workers during pre-training.
+        futures = [pool.submit(one, task, "ddpg", seed, None)
+                   for task in args.tasks for seed in args.seeds]
+        futures += [pool.submit(one, task, method, seed, pre.result())
+                    for method in args.methods for task in args.tasks for seed in args.seeds]
+        runs = [run for run in (f.result() for f in futures) if run is not None]
     for run in runs:
         result = json.loads((run / "result.json").read_text())
         print(f"{run.relative_to(args.root)}: {result['final_eval']}")
