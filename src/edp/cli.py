@@ -48,31 +48,40 @@ def _int_or_none(text: str | None) -> int | None:
 
 
 def pretrain(argv: list[str]) -> int:
-    import tyro
-
     from edp import presets
     from edp.config import PretrainConfig
+    from edp.train import pretrain_run
+
+    def default(chosen: dict[str, str]) -> PretrainConfig:
+        frames = _int_or_none(chosen.pop("frames"))  # tyro reports a malformed value below
+        return presets.pretrain_defaults(**chosen, frames=frames)
+
+    base = PretrainConfig()
+    return _train_command(
+        argv, "pretrain", PretrainConfig, pretrain_run, default,
+        {"preset": base.preset, "env": base.env, "agent": base.agent, "frames": None},
+        "Reward-free pre-training. Writes a run directory with config.json, metrics.jsonl, "
+        "eval.csv, TensorBoard events, checkpoints/, snapshots/ and, on mazes, coverage.json "
+        "and coverage.png. Resume a stopped run with `edp pretrain --resume <run dir>`.")
+
+
+def _train_command(argv: list[str], command: str, config_cls, run_fn, default,
+                   preparsed: dict[str, str | None], description: str) -> int:
+    """Resume, or parse a new run's flags over the defaults of the chosen preset (read first
+    with `preparsed`); an error in those is one line, except under --help."""
+    import tyro
 
     if "--resume" in argv:
-        from edp.train import pretrain_run
-
-        return _resume(argv, "pretrain", PretrainConfig, pretrain_run)
-    base = PretrainConfig()
-    chosen = _preparse(argv, {"preset": base.preset, "env": base.env, "agent": base.agent,
-                              "frames": None})
-    frames = _int_or_none(chosen.pop("frames"))  # tyro reports a malformed value below
+        return _resume(argv, command, config_cls, run_fn)
     try:
-        default = presets.pretrain_defaults(**chosen, frames=frames)
-    except ConfigError as exc:
+        defaults = default(_preparse(argv, preparsed))
+    except (ConfigError, OSError) as exc:
         if "-h" not in argv and "--help" not in argv:
             return _fail(str(exc))
-        default = base
-    cfg = tyro.cli(PretrainConfig, default=default, args=argv, prog="edp pretrain",
-                   description="Reward-free pre-training. Writes a run directory with "
-                   "config.json, metrics.jsonl, eval.csv, TensorBoard events, checkpoints/, "
-                   "snapshots/ and, on mazes, coverage.json and coverage.png. "
-                   "Resume a stopped run with `edp pretrain --resume <run dir>`.")
-    return _run_pretrain(cfg)
+        defaults = config_cls()
+    cfg = tyro.cli(config_cls, default=defaults, args=argv, prog=f"edp {command}",
+                   description=description)
+    return _run(run_fn, cfg)
 
 
 def _run(run_fn, cfg, resume_dir: Path | None = None) -> int:
@@ -96,12 +105,6 @@ def _run(run_fn, cfg, resume_dir: Path | None = None) -> int:
     return 0
 
 
-def _run_pretrain(cfg, resume_dir: Path | None = None) -> int:
-    from edp.train import pretrain_run
-
-    return _run(pretrain_run, cfg, resume_dir)
-
-
 def _resume(argv: list[str], command: str, config_cls, run_fn) -> int:
     from edp.config import from_json
     from edp.rundir import read_config
@@ -118,29 +121,20 @@ def _resume(argv: list[str], command: str, config_cls, run_fn) -> int:
 
 
 def finetune(argv: list[str]) -> int:
-    import tyro
-
     from edp.finetune.config import FinetuneConfig, defaults
     from edp.finetune.run import finetune_run
 
-    if "--resume" in argv:
-        return _resume(argv, "finetune", FinetuneConfig, finetune_run)
+    def default(chosen: dict[str, str]) -> FinetuneConfig:
+        return defaults(chosen["preset"], chosen["method"], _snapshot_backbone(chosen["snapshot"]))
+
     base = FinetuneConfig()
-    chosen = _preparse(argv, {"preset": base.preset, "method": base.method, "snapshot": None})
-    helping = "-h" in argv or "--help" in argv
-    try:
-        default = defaults(chosen["preset"], chosen["method"],
-                           _snapshot_backbone(chosen["snapshot"]))
-    except (ConfigError, OSError) as exc:
-        if not helping:
-            return _fail(str(exc))
-        default = base
-    cfg = tyro.cli(FinetuneConfig, default=default, args=argv, prog="edp finetune",
-                   description="Fine-tune on a downstream task (URLB protocol: 4,000 seed "
-                   "frames, evaluation every 10,000 frames, frame 0 included). Writes a run "
-                   "directory like `edp pretrain`, with raw and expert-normalised returns in "
-                   "eval.csv. Resume with `edp finetune --resume <run dir>`.")
-    return _run(finetune_run, cfg)
+    return _train_command(
+        argv, "finetune", FinetuneConfig, finetune_run, default,
+        {"preset": base.preset, "method": base.method, "snapshot": None},
+        "Fine-tune on a downstream task (URLB protocol: 4,000 seed frames, evaluation every "
+        "10,000 frames, frame 0 included). Writes a run directory like `edp pretrain`, with raw "
+        "and expert-normalised returns in eval.csv. Resume with `edp finetune --resume <run "
+        "dir>`.")
 
 
 def _snapshot_backbone(path: str | None):

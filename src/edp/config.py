@@ -106,11 +106,8 @@ def check_positive(**values: float) -> None:
             raise ConfigError(f"{name.replace('_', '-')}={value} must be > 0")
 
 
-def validate(cfg: PretrainConfig, env_names: tuple[str, ...] | None = None,
-             agent_names: tuple[str, ...] | None = None) -> None:
-    """Reject impossible settings before anything is written."""
-    if agent_names is not None and cfg.agent not in agent_names:
-        raise ConfigError(f"unknown agent '{cfg.agent}'; valid agents: {', '.join(agent_names)}")
+def check_run(cfg) -> None:
+    """The checks of the run fields that pre-training and fine-tuning configs share."""
     if cfg.preset not in PRESETS:
         raise ConfigError(f"unknown preset '{cfg.preset}'; valid presets: {', '.join(PRESETS)}")
     check_positive(frames=cfg.frames, num_envs=cfg.num_envs, replay_capacity=cfg.replay_capacity,
@@ -121,8 +118,18 @@ def validate(cfg: PretrainConfig, env_names: tuple[str, ...] | None = None,
         raise ConfigError(f"seed-frames={cfg.seed_frames} must be >= 0")
     if cfg.frames < cfg.seed_frames:
         raise ConfigError(f"frames={cfg.frames} is less than seed-frames={cfg.seed_frames}")
-    if cfg.checkpoint_every < 0 or cfg.eval_episodes < 0:
-        raise ConfigError("checkpoint-every and eval-episodes must be >= 0")
+    if cfg.checkpoint_every < 0:
+        raise ConfigError(f"checkpoint-every={cfg.checkpoint_every} must be >= 0")
+
+
+def validate(cfg: PretrainConfig, env_names: tuple[str, ...] | None = None,
+             agent_names: tuple[str, ...] | None = None) -> None:
+    """Reject impossible settings before anything is written."""
+    if agent_names is not None and cfg.agent not in agent_names:
+        raise ConfigError(f"unknown agent '{cfg.agent}'; valid agents: {', '.join(agent_names)}")
+    check_run(cfg)
+    if cfg.eval_episodes < 0:
+        raise ConfigError(f"eval-episodes={cfg.eval_episodes} must be >= 0")
     bad = [f for f in cfg.snapshots if not 0 < f <= cfg.frames]
     if bad:
         raise ConfigError(f"snapshot frame {bad[0]} is outside (0, frames={cfg.frames}]")

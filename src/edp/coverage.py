@@ -135,7 +135,9 @@ def plot_densities(panels: list[tuple[str, CoverageTracker]], path: Path,
     x_min, x_max, y_min, y_max = panels[0][1].maze.bounds
     vmax = max(2, *(int(t.counts.max()) for _, t in panels))
     height = 6 * (y_max - y_min) / (x_max - x_min) + 0.6
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), height), squeeze=False)
+    # Constrained layout sizes the equal-aspect panels, colour bar and title together.
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), height), squeeze=False,
+                             layout="constrained")
     image = None
     for ax, (panel_title, tracker) in zip(axes[0], panels, strict=True):
         counts = np.ma.masked_equal(tracker.counts.T, 0)
@@ -146,7 +148,7 @@ def plot_densities(panels: list[tuple[str, CoverageTracker]], path: Path,
         draw_walls(ax, tracker.maze)
         ax.set_title(panel_title)
     if image is not None:
-        fig.colorbar(image, ax=list(axes[0]), fraction=0.046 / len(panels), pad=0.02,
+        fig.colorbar(image, ax=list(axes[0]), shrink=0.9, aspect=20, pad=0.01,
                      label="visits per bin")
     if title:
         fig.suptitle(title)

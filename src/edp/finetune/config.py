@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from edp.agents.ddpg import DDPGConfig
-from edp.config import PRESETS, ConfigError, check_positive
+from edp.config import PRESETS, ConfigError, check_positive, check_run
 from edp.finetune.common import DiffusionFinetuneConfig
 from edp.finetune.dipo import DIPOConfig
 from edp.finetune.dql import DQLConfig
@@ -95,16 +95,10 @@ def validate(cfg: FinetuneConfig) -> None:
     if cfg.method not in FINETUNE_METHODS:
         raise ConfigError(f"unknown method '{cfg.method}'; valid methods: "
                           f"{', '.join(FINETUNE_METHODS)}")
-    if cfg.preset not in PRESETS:
-        raise ConfigError(f"unknown preset '{cfg.preset}'; valid presets: {', '.join(PRESETS)}")
-    check_positive(frames=cfg.frames, num_envs=cfg.num_envs, replay_capacity=cfg.replay_capacity,
-                   nstep=cfg.nstep, log_every=cfg.log_every, eval_episodes=cfg.eval_episodes)
-    if not 0 < cfg.discount <= 1:
-        raise ConfigError(f"discount={cfg.discount} must be in (0, 1]")
-    if not 0 <= cfg.seed_frames <= cfg.frames:
-        raise ConfigError(f"seed-frames={cfg.seed_frames} must be in [0, frames={cfg.frames}]")
-    if cfg.eval_every < 0 or cfg.checkpoint_every < 0:
-        raise ConfigError("eval-every and checkpoint-every must be >= 0")
+    check_run(cfg)
+    check_positive(eval_episodes=cfg.eval_episodes)
+    if cfg.eval_every < 0:
+        raise ConfigError(f"eval-every={cfg.eval_every} must be >= 0")
     if cfg.method != "ddpg" and cfg.snapshot is None:
         raise ConfigError(f"method {cfg.method} fine-tunes a pre-trained diffusion policy: "
                           "give --snapshot <EDP pre-training run>")
