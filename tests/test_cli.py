@@ -1,6 +1,7 @@
 """End-to-end runs of the real `edp` command on tiny budgets."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,18 @@ def test_unknown_command_and_help(capsys):
     for flag in ["--env", "--agent", "--preset", "--frames", "--seed", "--out"]:
         assert flag in proc.stdout
     assert "Run root" in proc.stdout  # field docstrings become the help text
+
+
+@pytest.mark.parametrize("args", [[], ["pretrain"]])
+def test_help_into_a_closed_pipe_exits_quietly(args):
+    """`edp --help | head -1`: the reader is gone before the help is written."""
+    read, write = os.pipe()
+    os.close(read)
+    proc = subprocess.run([sys.executable, "-m", "edp.cli", *args, "--help"], stdout=write,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+    os.close(write)
+    assert proc.returncode == 0
+    assert proc.stderr == ""
 
 
 def test_preset_snapshots_beyond_the_requested_frames_are_left_out():

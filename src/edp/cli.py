@@ -8,6 +8,7 @@ read first and the preset's values become the defaults that other flags override
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -209,7 +210,14 @@ COMMANDS = {"pretrain": pretrain, "finetune": finetune, "eval": evaluate, "bench
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # `edp ... --help | head`: the reader left; exit quietly
+        sys.stdout = open(os.devnull, "w")
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
