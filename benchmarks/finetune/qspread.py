@@ -1,0 +1,78 @@
+"""How much room a diffusion fine-tuning run's critic gives the policy: per-state spreads.
+
+    python benchmarks/finetune/qspread.py <fine-tuning run dir> [--states 256 --samples 32]
+
+Loads the run's latest checkpoint and, on states drawn from its replay, compares the actions of
+the pre-trained and the fine-tuned diffusion policies (per-state std), the spread of the
+critic's min-twin target Q over those actions and over uniform actions (mean per-state
+max - min), and the CEP label sharpness that spread gives: the mean max_j softmax_j(alpha Q).
+A spread of Q that is small next to 1 / alpha means near-uniform labels, hence weak guidance.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from edp import checkpoint, rundir, snapshot
+from edp.config import from_json
+from edp.envs import make_env
+from edp.finetune import iql
+from edp.finetune.common import sample_actions
+from edp.finetune.config import FinetuneConfig, resolve
+from edp.finetune.run import builder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--states", type=int, default=256)
+    parser.add_argument("--samples", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    cfg = resolve(from_json(FinetuneConfig, rundir.read_config(args.run)))
+    if cfg.method == "ddpg":
+        raise SystemExit("qspread.py: the run must be of a diffusion method, not ddpg")
+    env = make_env(cfg.env, 1, 0, cfg.maze_strict)
+    agent, init_fn = builder(cfg, snapshot.load(cfg.snapshot, env, weights=False))(env)
+    latest = checkpoint.latest(args.run / "checkpoints")
+    if latest is None:
+        raise SystemExit(f"qspread.py: {args.run} has no complete checkpoint")
+    state, meta, _ = checkpoint.load(latest, init_fn(jax.random.PRNGKey(0)))
+    stored = np.load(latest / "replay.npz")["observation"]  # (episodes, steps + 1, S)
+    rng = np.random.default_rng(args.seed)
+    obs = jnp.asarray(stored[rng.integers(0, stored.shape[0], args.states),
+                             rng.integers(0, stored.shape[1], args.states)], jnp.float32)
+    alpha = getattr(cfg.method_config(), "alpha", 3.0)
+    key = jax.random.PRNGKey(args.seed)
+
+    def q_of(actions):
+        rep = jnp.broadcast_to(obs[:, None], actions.shape[:2] + obs.shape[-1:])
+        return iql.q_min(agent.critic, state.critic.q_target, rep, actions)
+
+    print(f"run {args.run} at frame {meta['frame']}: {args.states} replay states x "
+          f"{args.samples} actions, alpha {alpha}")
+    print("| actions | solver steps | action std / state | Q mean | Q max - min / state "
+          "| label max (1/M uniform) |\n| --- | --- | --- | --- | --- | --- |")
+    sources = [(name, net, steps) for name, net in (("pre-trained", state.pretrained),
+                                                    ("fine-tuned", state.policy))
+               for steps in sorted({cfg.method_config().diffusion_steps, 15})]
+    for name, net, steps in sources + [("uniform", None, None)]:
+        if net is None:
+            actions = jax.random.uniform(key, (args.states, args.samples, env.action_dim),
+                                         minval=-1.0, maxval=1.0)
+        else:
+            actions = sample_actions(agent.policy_net, net, obs, key, steps, args.samples)
+        q = q_of(actions)
+        label = jax.nn.softmax(alpha * q, axis=1).max(axis=1).mean()
+        print(f"| {name} | {steps or '-'} | {float(actions.std(axis=1).mean()):.3f} | "
+              f"{float(q.mean()):.2f} | {float((q.max(1) - q.min(1)).mean()):.3f} | "
+              f"{float(label):.3f} ({1 / args.samples:.3f}) |")
+
+
+if __name__ == "__main__":
+    main()
