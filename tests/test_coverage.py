@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edp.coverage import CoverageTracker, plot_density, state_coverage
+from edp.coverage import CoverageTracker, plot_densities, plot_density, state_coverage
 from edp.envs.maze import get_maze
 
 
@@ -79,3 +79,18 @@ def test_bad_shapes_are_rejected_and_figure_is_written(tmp_path):
     tracker.add_episodes(bin_centres_of_cells("square_d")[None])
     plot_density(tracker, tmp_path / "c.png", "test")
     assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_many_panels_wrap_into_rows_of_four(tmp_path):
+    """A dozen agents' visits: 3 rows of 4 panels, not one row 12 panels wide."""
+    import matplotlib.image
+
+    tracker = CoverageTracker("square_a")
+    tracker.add_episodes(bin_centres_of_cells("square_a")[None])
+    shapes = {}
+    for n in (4, 12):
+        plot_densities([(f"agent {i}", tracker) for i in range(n)], tmp_path / f"{n}.png")
+        shapes[n] = matplotlib.image.imread(tmp_path / f"{n}.png").shape[:2]
+    (h4, w4), (h12, w12) = shapes[4], shapes[12]
+    assert w12 == pytest.approx(w4, rel=0.05)  # same four columns
+    assert h12 == pytest.approx(3 * h4, rel=0.15)  # three rows of them

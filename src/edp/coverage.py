@@ -122,8 +122,9 @@ def plot_density(tracker: CoverageTracker, path: Path, title: str) -> None:
 
 
 def plot_densities(panels: list[tuple[str, CoverageTracker]], path: Path,
-                   title: str | None = None) -> None:
-    """Visit densities side by side (one panel per (title, tracker)) on one colour scale."""
+                   title: str | None = None, max_cols: int = 4) -> None:
+    """Visit densities side by side (one panel per (title, tracker)) on one colour scale,
+    `max_cols` panels per row (a dozen agents stay readable)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,10 +137,14 @@ def plot_densities(panels: list[tuple[str, CoverageTracker]], path: Path,
     vmax = max(2, *(int(t.counts.max()) for _, t in panels))
     height = 6 * (y_max - y_min) / (x_max - x_min) + 0.6
     # Constrained layout sizes the equal-aspect panels, colour bar and title together.
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), height), squeeze=False,
+    cols = min(max_cols, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, height * rows), squeeze=False,
                              layout="constrained")
     image = None
-    for ax, (panel_title, tracker) in zip(axes[0], panels, strict=True):
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (panel_title, tracker) in zip(axes.flat, panels, strict=False):
         counts = np.ma.masked_equal(tracker.counts.T, 0)
         if counts.count():
             image = ax.imshow(counts, origin="lower", extent=(x_min, x_max, y_min, y_max),
@@ -148,7 +153,7 @@ def plot_densities(panels: list[tuple[str, CoverageTracker]], path: Path,
         draw_walls(ax, tracker.maze)
         ax.set_title(panel_title)
     if image is not None:
-        fig.colorbar(image, ax=list(axes[0]), shrink=0.9, aspect=20, pad=0.01,
+        fig.colorbar(image, ax=list(axes.flat), shrink=0.9, aspect=20, pad=0.01,
                      label="visits per bin")
     if title:
         fig.suptitle(title)
