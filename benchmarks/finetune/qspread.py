@@ -18,13 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from edp import checkpoint, rundir, snapshot
-from edp.config import from_json
-from edp.envs import make_env
+from edp.evaluate import load_latest
 from edp.finetune import iql
 from edp.finetune.common import sample_actions
-from edp.finetune.config import FinetuneConfig, resolve
-from edp.finetune.run import builder
 
 
 def main() -> None:
@@ -34,27 +30,22 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    cfg = resolve(from_json(FinetuneConfig, rundir.read_config(args.run)))
-    if cfg.method == "ddpg":
-        raise SystemExit("qspread.py: the run must be of a diffusion method, not ddpg")
-    env = make_env(cfg.env, 1, 0, cfg.maze_strict)
-    agent, init_fn = builder(cfg, snapshot.load(cfg.snapshot, env, weights=False))(env)
-    latest = checkpoint.latest(args.run / "checkpoints")
-    if latest is None:
-        raise SystemExit(f"qspread.py: {args.run} has no complete checkpoint")
-    state, meta, _ = checkpoint.load(latest, init_fn(jax.random.PRNGKey(0)))
-    stored = np.load(latest / "replay.npz")["observation"]  # (episodes, steps + 1, S)
+    loaded = load_latest(args.run)
+    cfg, env, agent, state = loaded.config, loaded.env, loaded.agent, loaded.state
+    if getattr(cfg, "method", "ddpg") == "ddpg":
+        raise SystemExit("qspread.py: the run must be a fine-tuning run of a diffusion method")
+    stored = np.load(loaded.checkpoint / "replay.npz")["observation"]  # (episodes, steps + 1, S)
     rng = np.random.default_rng(args.seed)
     obs = jnp.asarray(stored[rng.integers(0, stored.shape[0], args.states),
                              rng.integers(0, stored.shape[1], args.states)], jnp.float32)
-    alpha = getattr(cfg.method_config(), "alpha", 3.0)
+    alpha = getattr(cfg.method_config(), "alpha", cfg.edp.alpha)  # others: edp's
     key = jax.random.PRNGKey(args.seed)
 
     def q_of(actions):
         rep = jnp.broadcast_to(obs[:, None], actions.shape[:2] + obs.shape[-1:])
         return iql.q_min(agent.critic, state.critic.q_target, rep, actions)
 
-    print(f"run {args.run} at frame {meta['frame']}: {args.states} replay states x "
+    print(f"run {args.run} at frame {loaded.meta['frame']}: {args.states} replay states x "
           f"{args.samples} actions, alpha {alpha}")
     print("| actions | solver steps | action std / state | Q mean | Q max - min / state "
           "| label max (1/M uniform) |\n| --- | --- | --- | --- | --- | --- |")

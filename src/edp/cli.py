@@ -213,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(list(sys.argv[1:] if argv is None else argv))
     except BrokenPipeError:  # `edp ... --help | head`: the reader left; exit quietly
-        sys.stdout = open(os.devnull, "w")
+        # Point the stdout descriptor at /dev/null so the exit-time flush of what is still
+        # buffered cannot fail again (the recipe of Python's `signal` documentation).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 from tyro.conf import Positional
@@ -32,15 +33,27 @@ class EvalConfig:
     """Render the first episode to <run>/videos/eval_<frame>.mp4 (URLB envs)."""
 
 
-def evaluate_run(cfg: EvalConfig) -> tuple[dict[str, float], int, Path | None]:
-    """(summary row, checkpoint frame, video path or None)."""
-    from edp.config import ConfigError, resolve
-    from edp.envs import expert_score, make_env
-    from edp.loop import run_episodes, summarise
+@dataclass
+class LoadedRun:
+    """A run's latest checkpoint rebuilt from its own config: what `edp eval` and the
+    benchmarks' diagnostics start from."""
 
-    if cfg.episodes < 1:
-        raise ConfigError(f"episodes={cfg.episodes} must be >= 1")
-    data = rundir.read_config(cfg.run)
+    config: Any  # PretrainConfig or FinetuneConfig, resolved
+    env: Any  # one environment of the run's task
+    agent: Any
+    state: Any
+    meta: dict
+    checkpoint: Path  # the checkpoint directory loaded (replay.npz is beside the agent)
+
+
+def rebuild(run: Path, env_seed: int = 0) -> tuple[Any, Any, Any, Any]:
+    """(config, env, agent, init_fn or None) of the run, from its config.json; a fine-tuning
+    run also reads its snapshot's shapes. The env is seeded run seed + EVAL_SEED_OFFSET +
+    env_seed, distinct from the run's own envs."""
+    from edp.config import resolve
+    from edp.envs import make_env
+
+    data = rundir.read_config(run)
     if "method" in data:
         from edp import snapshot
         from edp.finetune.config import FinetuneConfig
@@ -48,26 +61,45 @@ def evaluate_run(cfg: EvalConfig) -> tuple[dict[str, float], int, Path | None]:
         from edp.finetune.run import builder
 
         run_cfg = resolve_finetune(from_json(FinetuneConfig, data))
-        env = make_env(run_cfg.env, 1, run_cfg.seed + EVAL_SEED_OFFSET + cfg.seed,
+        env = make_env(run_cfg.env, 1, run_cfg.seed + EVAL_SEED_OFFSET + env_seed,
                        run_cfg.maze_strict)
         snap = None if run_cfg.snapshot is None else snapshot.load(run_cfg.snapshot, env,
                                                                    weights=False)
-        agent, init_fn = builder(run_cfg, snap)(env)
-    else:
-        from edp.agents.registry import make_agent
+        return (run_cfg, env, *builder(run_cfg, snap)(env))
+    from edp.agents.registry import make_agent
 
-        run_cfg = resolve(from_json(PretrainConfig, data))
-        env = make_env(run_cfg.env, 1, run_cfg.seed + EVAL_SEED_OFFSET + cfg.seed,
-                       run_cfg.maze_strict)
-        agent, init_fn = make_agent(run_cfg, env.observation_dim, env.action_dim), None
-    if cfg.video:
+    run_cfg = resolve(from_json(PretrainConfig, data))
+    env = make_env(run_cfg.env, 1, run_cfg.seed + EVAL_SEED_OFFSET + env_seed,
+                   run_cfg.maze_strict)
+    return run_cfg, env, make_agent(run_cfg, env.observation_dim, env.action_dim), None
+
+
+def load_latest(run: Path, env_seed: int = 0, rebuilt: tuple | None = None) -> LoadedRun:
+    """The run's latest checkpoint into its rebuilt agent (`rebuilt`: `rebuild`'s result, when
+    the caller needed it first); a one-line error when there is none or it does not fit."""
+    run_cfg, env, agent, init_fn = rebuilt or rebuild(run, env_seed)
+    latest = checkpoint.latest(run / "checkpoints")
+    if latest is None:
+        raise checkpoint.CheckpointError(f"{run} has no complete checkpoint")
+    state, meta, _ = checkpoint.load(latest, (init_fn or agent.init)(jax.random.PRNGKey(0)))
+    return LoadedRun(run_cfg, env, agent, state, meta, latest)
+
+
+def evaluate_run(cfg: EvalConfig) -> tuple[dict[str, float], int, Path | None]:
+    """(summary row, checkpoint frame, video path or None)."""
+    from edp.config import ConfigError
+    from edp.envs import expert_score
+    from edp.loop import run_episodes, summarise
+
+    if cfg.episodes < 1:
+        raise ConfigError(f"episodes={cfg.episodes} must be >= 1")
+    rebuilt = rebuild(cfg.run, cfg.seed)
+    if cfg.video:  # before the (possibly large) checkpoint is read
         from edp.video import check_renderable
 
-        check_renderable(env)
-    latest = checkpoint.latest(cfg.run / "checkpoints")
-    if latest is None:
-        raise checkpoint.CheckpointError(f"{cfg.run} has no complete checkpoint")
-    state, meta, _ = checkpoint.load(latest, (init_fn or agent.init)(jax.random.PRNGKey(0)))
+        check_renderable(rebuilt[1])
+    loaded = load_latest(cfg.run, rebuilt=rebuilt)
+    agent, state, meta, env = loaded.agent, loaded.state, loaded.meta, loaded.env
     key = jax.random.PRNGKey(cfg.seed)
     returns, frames = run_episodes(agent, state, env, cfg.episodes, key, meta["step"], cfg.video)
     video = None
@@ -75,4 +107,4 @@ def evaluate_run(cfg: EvalConfig) -> tuple[dict[str, float], int, Path | None]:
         from edp.video import write_mp4
 
         video = write_mp4(cfg.run / "videos" / f"eval_{meta['frame']}.mp4", frames)
-    return summarise(returns, expert_score(run_cfg.env)), meta["frame"], video
+    return summarise(returns, expert_score(loaded.config.env)), meta["frame"], video
