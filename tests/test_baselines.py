@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 
+import agent_flags
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -276,15 +277,7 @@ def test_proto_fine_tuning_copies_the_whole_critic():
 
 # --- the real command ----------------------------------------------------------------------------
 
-TINY = {
-    "icm": ["--icm.hidden-dim", "32"],
-    "rnd": ["--rnd.hidden-dim", "32", "--rnd.rep-dim", "16"],
-    "disagreement": ["--disagreement.hidden-dim", "32", "--disagreement.ensemble-size", "3"],
-    "apt": ["--apt.representation", "state", "--apt.knn-rms", "--apt.knn-clip", "1e-4",
-            "--apt.knn-k", "4"],
-    "proto": ["--proto.pred-dim", "16", "--proto.proj-dim", "32", "--proto.num-protos", "16",
-              "--proto.queue-size", "32"],
-}
+TINY = agent_flags.BASELINES
 
 
 @pytest.mark.parametrize("name", list(TINY))

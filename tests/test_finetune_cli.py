@@ -5,11 +5,13 @@ import json
 import shutil
 from pathlib import Path
 
+import agent_flags
 import jax
 import numpy as np
 import pytest
 
 from edp.agents import ddpg
+from edp.agents.base import meta_dim
 from edp.cli import main
 from edp.envs import make_env
 from edp.finetune.config import defaults, resolve
@@ -200,3 +202,33 @@ def test_urlb_protocol_end_to_end_on_every_domain(tmp_path, domain, task, length
     normalised = domain in ("walker", "quadruped", "jaco")  # URLB has expert scores for these
     assert header.endswith("normalized_return") == normalised
     assert int(row.split(",")[0]) == length and json.loads((run / "result.json").read_text())
+
+
+@pytest.mark.parametrize("name", list(agent_flags.EVERY))
+def test_every_baseline_pretrains_on_urlb_and_its_actor_fine_tunes(tmp_path, name):
+    """Two jaco episodes (250 frames each; learning once the first has ended) of reward-free
+    pre-training per URL baseline, then one of `--method ddpg` fine-tuning from its snapshot:
+    the actor has the snapshot's input width (observation + skill), and skills are stored in
+    the replay."""
+    frames = ["--frames", "250", "--seed-frames", "125"]
+    assert main(["pretrain", "--env", "urlb/jaco", "--agent", name, *TINY, "--frames", "500",
+                 "--seed-frames", "250",
+                 *agent_flags.EVERY[name], "--eval-episodes", "1", "--out", str(tmp_path)]) == 0
+    (pre,) = run_dirs(tmp_path, f"urlb/jaco/{name}/*")
+    lines = [json.loads(x) for x in (pre / "metrics.jsonl").read_text().splitlines()]
+    assert any("intr_reward" in x for x in lines)
+    assert main(["finetune", "--env", "urlb/jaco_reach_top_left", "--method", "ddpg",
+                 "--snapshot", str(pre), *TINY, *frames, "--eval-every", "0",
+                 "--eval-episodes", "1", "--out", str(tmp_path)]) == 0
+    (run,) = run_dirs(tmp_path, f"urlb/jaco_reach_top_left/ddpg_from_{name}/*")
+    header, row = (run / "eval.csv").read_text().splitlines()
+    assert header.endswith("normalized_return") and int(row.split(",")[0]) == 250
+    snap = load(pre, make_env("urlb/jaco"))
+    skill = {"smm": 4, "diayn": 16, "aps": 10, "cic": 64}.get(name, 0)  # default skill widths
+    assert meta_dim(snap.agent) == skill
+    first = lambda actor: actor["trunk"]["Dense_0"]["kernel"]
+    assert first(snap.state.backbone.actor).shape == (55 + skill, 32)
+    with np.load(run / "checkpoints" / "250" / "replay.npz") as replay:
+        assert ("steps/meta" in replay) == (skill > 0)
+        if skill:
+            assert replay["steps/meta"].shape[-1] == skill

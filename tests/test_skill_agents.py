@@ -10,6 +10,7 @@ import functools
 import json
 from pathlib import Path
 
+import agent_flags
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -366,13 +367,7 @@ def test_cic_reward_is_a_variance_normalised_knn_on_embedded_next_states():
 PRETRAIN = ["pretrain", "--env", "maze/square_a", "--seed-frames", "100", "--quiet",
             "--ddpg.hidden-dim", "32", "--ddpg.batch-size", "32", "--eval-episodes", "1",
             "--log-every", "100"]
-TINY = {
-    "smm": ["--smm.hidden-dim", "32", "--smm.vae-hidden-dim", "32", "--smm.code-dim", "8"],
-    "diayn": ["--diayn.hidden-dim", "32"],
-    "aps": ["--aps.hidden-dim", "32", "--aps.num-init-steps", "150",
-            "--aps.lstsq-batch-size", "64"],
-    "cic": ["--cic.hidden-dim", "32"],
-}
+TINY = agent_flags.SKILLS
 PERIOD = {"smm": 0, "diayn": 50, "aps": 5, "cic": 50}  # skill resampling (0: per episode)
 
 
