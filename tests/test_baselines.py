@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from edp.agents import knn
+from edp.agents.aps import APSAgent, APSConfig
 from edp.agents.apt import APTAgent, APTConfig
+from edp.agents.cic import CICAgent, CICConfig
 from edp.agents.ddpg import DDPGConfig
 from edp.agents.disagreement import DisagreementAgent, DisagreementConfig
 from edp.agents.icm import ICMAgent, ICMConfig
@@ -214,9 +216,16 @@ def test_apt_reward_is_larger_for_an_isolated_state_and_matches_brute_force():
         jax.random.PRNGKey(0)).icm is None
 
 
-def test_apt_rejects_k_not_below_the_batch_size():
-    with pytest.raises(ValueError, match="apt knn_k=64: must be < ddpg batch_size=64"):
-        APTAgent(APTConfig(knn_k=64), BACKBONE, 2, 2)
+@pytest.mark.parametrize("cls, cfg", [(APTAgent, APTConfig), (APSAgent, APSConfig),
+                                      (CICAgent, CICConfig)])
+def test_knn_agents_reject_k_not_below_the_batch_size(cls, cfg):
+    """Training batches and reward-map batches hold batch_size states, the scored one included."""
+    with pytest.raises(ValueError, match=f"{cls.name} knn_k=64: must be < ddpg batch_size=64"):
+        cls(cfg(knn_k=64), BACKBONE, 2, 2)
+    assert cls(cfg(knn_k=63), BACKBONE, 2, 2).cfg.knn_k == 63
+
+
+def test_apt_rejects_an_unknown_representation():
     with pytest.raises(ValueError, match="apt representation='pixels': must be icm or state"):
         APTAgent(APTConfig(representation="pixels"), BACKBONE, 2, 2)
 

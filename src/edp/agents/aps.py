@@ -116,9 +116,7 @@ class APSAgent(SkillAgent):
 
     def __init__(self, cfg: APSConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
-        if cfg.knn_k > backbone.batch_size:
-            raise ValueError(f"aps knn_k={cfg.knn_k}: must be <= ddpg batch_size="
-                             f"{backbone.batch_size}")
+        knn.check_k("aps", cfg.knn_k, backbone.batch_size)
         self.cfg = cfg
         skills = SkillSchedule(cfg.sf_dim, "sphere", cfg.update_task_every_step)
         super().__init__(skills, backbone, obs_dim, action_dim)

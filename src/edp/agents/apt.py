@@ -80,9 +80,7 @@ class APTAgent(IntrinsicAgent):
     def __init__(self, cfg: APTConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
         super().__init__(backbone, obs_dim, action_dim)
-        if cfg.knn_k >= backbone.batch_size:
-            raise ValueError(f"apt knn_k={cfg.knn_k}: must be < ddpg batch_size="
-                             f"{backbone.batch_size}")
+        knn.check_k("apt", cfg.knn_k, backbone.batch_size)
         self.cfg = cfg
         self.icm_net = (ICMNets(obs_dim, action_dim, cfg.hidden_dim, cfg.rep_dim)
                         if cfg.representation == "icm" else None)

@@ -84,9 +84,7 @@ class CICAgent(SkillAgent):
 
     def __init__(self, cfg: CICConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
-        if cfg.knn_k > backbone.batch_size:
-            raise ValueError(f"cic knn_k={cfg.knn_k}: must be <= ddpg batch_size="
-                             f"{backbone.batch_size}")
+        knn.check_k("cic", cfg.knn_k, backbone.batch_size)
         self.cfg = cfg
         skills = SkillSchedule(cfg.skill_dim, "uniform", cfg.update_skill_every_step)
         super().__init__(skills, backbone, obs_dim, action_dim)

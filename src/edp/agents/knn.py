@@ -80,6 +80,13 @@ def batch_knn_distances(x: jax.Array, k: int, batch_size: int, key: jax.Array) -
     return jnp.concatenate([jnp.zeros((n, 1)), dists], axis=1)
 
 
+def check_k(agent: str, k: int, batch_size: int) -> None:
+    """A kNN reward looks among the batch's states, and a reward map among a batch of the
+    scored set plus the state itself: both need k below the batch size."""
+    if k >= batch_size:
+        raise ValueError(f"{agent} knn_k={k}: must be < ddpg batch_size={batch_size}")
+
+
 def particle_reward(dists: jax.Array, rms: RunningMoments, *, avg: bool = True,
                     normaliser: Normaliser = "none", clip: float = 0.0,
                     update_rms: bool = True) -> tuple[jax.Array, RunningMoments]:
