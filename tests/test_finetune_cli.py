@@ -14,6 +14,7 @@ from edp.agents import ddpg
 from edp.agents.base import meta_dim
 from edp.cli import main
 from edp.envs import make_env
+from edp.evaluate import load_latest
 from edp.finetune.config import defaults, resolve
 from edp.finetune.run import builder
 from edp.snapshot import load
@@ -208,26 +209,26 @@ def test_urlb_protocol_end_to_end_on_every_domain(tmp_path, domain, task, length
 def test_every_baseline_pretrains_on_urlb_and_its_actor_fine_tunes(tmp_path, name):
     """Two jaco episodes (250 frames each; learning once the first has ended) of reward-free
     pre-training per URL baseline, then one of `--method ddpg` fine-tuning from its snapshot:
-    the actor has the snapshot's input width (observation + skill), and skills are stored in
-    the replay."""
-    frames = ["--frames", "250", "--seed-frames", "125"]
+    the pre-trained and the fine-tuned actor take observation + skill, and skills are stored
+    in the replay."""
     assert main(["pretrain", "--env", "urlb/jaco", "--agent", name, *TINY, "--frames", "500",
-                 "--seed-frames", "250",
-                 *agent_flags.EVERY[name], "--eval-episodes", "1", "--out", str(tmp_path)]) == 0
+                 "--seed-frames", "250", *agent_flags.EVERY[name], "--eval-episodes", "1",
+                 "--out", str(tmp_path)]) == 0
     (pre,) = run_dirs(tmp_path, f"urlb/jaco/{name}/*")
     lines = [json.loads(x) for x in (pre / "metrics.jsonl").read_text().splitlines()]
     assert any("intr_reward" in x for x in lines)
     assert main(["finetune", "--env", "urlb/jaco_reach_top_left", "--method", "ddpg",
-                 "--snapshot", str(pre), *TINY, *frames, "--eval-every", "0",
-                 "--eval-episodes", "1", "--out", str(tmp_path)]) == 0
+                 "--snapshot", str(pre), *TINY, "--frames", "250", "--seed-frames", "125",
+                 "--eval-every", "0", "--eval-episodes", "1", "--out", str(tmp_path)]) == 0
     (run,) = run_dirs(tmp_path, f"urlb/jaco_reach_top_left/ddpg_from_{name}/*")
     header, row = (run / "eval.csv").read_text().splitlines()
     assert header.endswith("normalized_return") and int(row.split(",")[0]) == 250
     snap = load(pre, make_env("urlb/jaco"))
     skill = {"smm": 4, "diayn": 16, "aps": 10, "cic": 64}.get(name, 0)  # default skill widths
     assert meta_dim(snap.agent) == skill
-    first = lambda actor: actor["trunk"]["Dense_0"]["kernel"]
-    assert first(snap.state.backbone.actor).shape == (55 + skill, 32)
+    tuned = load_latest(run).state  # DDPGState, or a skill agent's wrapper around one
+    for actor in (snap.state.backbone.actor, getattr(tuned, "backbone", tuned).actor):
+        assert actor["trunk"]["Dense_0"]["kernel"].shape == (55 + skill, 32)
     with np.load(run / "checkpoints" / "250" / "replay.npz") as replay:
         assert ("steps/meta" in replay) == (skill > 0)
         if skill:
