@@ -1,9 +1,10 @@
 """The README's coverage table from a report's results.csv: one row per maze, one column per
 agent (final coverage, mean +- population std over seeds, n), EDP's rank by mean, and the
-per-seed values.
+per-seed values. Several CSVs merge (the first holding a run wins), so the recorded runs'
+results.csv and lost_runs.csv (runs made before records were kept) make one table.
 
     python benchmarks/coverage/table.py benchmarks/coverage/results/results.csv \
-        --agents edp random ddpg
+        benchmarks/coverage/lost_runs.csv --agents edp random ddpg
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ from edp.envs.maze import MAZE_NAMES
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, help="results.csv written by `edp report`")
+    parser.add_argument("results", type=Path, nargs="+",
+                        help="results.csv files written by `edp report`; the first wins")
     parser.add_argument("--agents", nargs="+", help="columns, in order (default: all, sorted)")
     parser.add_argument("--rank-of", default="edp", help="agent whose rank is a column")
     args = parser.parse_args()
     values: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
-    with args.results.open() as f:
-        for row in csv.DictReader(f):
-            if row["kind"] == "pretrain" and row["coverage"]:
-                maze = row["env"].removeprefix("maze/")
-                values[maze, row["agent"]][int(row["seed"])] = float(row["coverage"])
+    for path in args.results:
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                if row["kind"] == "pretrain" and row["coverage"]:
+                    seeds = values[row["env"].removeprefix("maze/"), row["agent"]]
+                    seeds.setdefault(int(row["seed"]), float(row["coverage"]))
     if not values:
-        raise SystemExit(f"{args.results}: no pre-training coverage rows")
+        raise SystemExit(f"{', '.join(map(str, args.results))}: no pre-training coverage rows")
     agents = args.agents or sorted({agent for _, agent in values})
     mazes = [m for m in MAZE_NAMES if any((m, a) in values for a in agents)]
     print(f"| maze | {' | '.join(agents)} | {args.rank_of} rank | per seed "
