@@ -24,6 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from edp import checkpoint
 from edp.envs.maze import MAZE_NAMES
 from edp.report import ReportConfig, write_report
 
@@ -57,8 +58,7 @@ def done(records: Path, lost: set, maze: str, agent: str, seed: int, frames: int
 def record(run: Path, records: Path, root: Path) -> None:
     """Copy a finished run's small files into the record tree, at the same relative path."""
     target = records / run.relative_to(root)
-    final = max((p for p in (run / "checkpoints").iterdir() if p.name.isdigit()),
-                key=lambda p: int(p.name))
+    final = checkpoint.latest(run / "checkpoints")
     (target / "checkpoints" / final.name).mkdir(parents=True, exist_ok=True)
     for name in ("coverage.npz", "state.json"):
         shutil.copy2(final / name, target / "checkpoints" / final.name / name)
