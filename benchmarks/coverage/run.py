@@ -7,7 +7,8 @@ files (config, coverage curve, result, final visit counts; not the replay or the
 copied into the committed record tree runs/, because machines do not outlive a session: the
 report is drawn from runs/, and a run already recorded there, or listed in lost_runs.csv (runs
 whose directories were lost before records were kept), is skipped, so the script can be
-re-invoked. Prints the command, the machine and the resulting table.
+re-invoked (`--rerun-lost` runs the lost ones again, to record their visit counts). Prints the
+command, the machine and the resulting table.
 """
 
 from __future__ import annotations
@@ -77,12 +78,14 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=RUNS)
     parser.add_argument("--records", type=Path, default=RECORDS)
     parser.add_argument("--report", type=Path, default=HERE / "results")
+    parser.add_argument("--rerun-lost", action="store_true",
+                        help="run the runs of lost_runs.csv again, to record their visit counts")
     args = parser.parse_args()
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}")
     # seed-major: an interrupted benchmark still has whole seeds of every maze and agent
-    lost = lost_runs() if args.records == RECORDS else set()
+    lost = lost_runs() if args.records == RECORDS and not args.rerun_lost else set()
     todo = [(m, a, s) for s in args.seeds for m in args.mazes for a in args.agents
             if not done(args.records, lost, m, a, s, args.frames)]
     print(f"{len(todo)} runs to do")
