@@ -96,9 +96,8 @@ def measure(agent_name: str, preset: str, problem: str, repeats: int) -> dict:
 
     act()
     learn()
-    batch = replay.sample(rng, agent.batch_size, agent.updates_per_step)
-    compiled = jax.jit(agent.update).lower(state, batch, key).compile()
-    flops = _flops(compiled) * agent.updates_per_step  # XLA counts a scan body once
+    flops = update_flops(agent, state, replay.sample(rng, agent.batch_size,
+                                                     agent.updates_per_step))
     env_time = float("nan")
     if problem == "maze":
         from edp.envs.maze import MazeEnv
@@ -113,6 +112,12 @@ def measure(agent_name: str, preset: str, problem: str, repeats: int) -> dict:
             "act_ms": _time(act, 200) * 1e3, "env_ms": env_time * 1e3,
             "learn_ms": learn_time * 1e3, "update_gflop": flops / 1e9,
             "update_gflops_per_s": flops / (learn_time * agent.update_every) / 1e9}
+
+
+def update_flops(agent, state, batch) -> float:
+    """XLA's FLOP count of one learning call with all its iterations."""
+    compiled = jax.jit(agent.update).lower(state, batch, jax.random.PRNGKey(0)).compile()
+    return _flops(compiled) * agent.updates_per_step  # XLA counts a scan body once
 
 
 def _flops(compiled) -> float:

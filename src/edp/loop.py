@@ -130,13 +130,8 @@ class Trainer:
         self._resumed = True
 
     def save_snapshot(self) -> Path:
-        """Agent state plus what fine-tuning must check before using it: the run's config,
-        the agent and env, their dimensions, and the library versions."""
         directory = self.run_dir / "snapshots" / str(self.frame)
-        meta = {"frame": self.frame, "agent": self.agent.name, "env": self.env.name,
-                "observation_dim": self.env.observation_dim, "action_dim": self.env.action_dim,
-                "edp_version": edp.__version__, "jax_version": jax.__version__,
-                "config": json.loads((self.run_dir / "config.json").read_text())["config"]}
+        meta = snapshot_meta(self.run_dir, self.frame, self.agent.name, self.env)
         return checkpoint.save(directory, self.state, meta)
 
     # ----------------------------------------------------------------------------------- loop
@@ -265,6 +260,15 @@ class Trainer:
             print(f"eval at {self.frame:,} frames: {describe(row)} over {len(returns)} episodes "
                   f"({time.perf_counter() - t0:.1f}s)", flush=True)
         return row
+
+
+def snapshot_meta(run_dir: Path, frame: int, agent_name: str, env: VecEnv) -> dict:
+    """A snapshot's state.json: what fine-tuning must check before using it (the run's config,
+    the agent and env, their dimensions, the library versions)."""
+    return {"frame": frame, "agent": agent_name, "env": env.name,
+            "observation_dim": env.observation_dim, "action_dim": env.action_dim,
+            "edp_version": edp.__version__, "jax_version": jax.__version__,
+            "config": json.loads((run_dir / "config.json").read_text())["config"]}
 
 
 def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.Array,

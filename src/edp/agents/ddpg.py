@@ -20,7 +20,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 from tyro.conf import Suppress
@@ -345,7 +344,8 @@ class DDPGAgent:
     def act(self, state: DDPGState, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
         # One dtype for every caller (Python int, np.int64, ...): one compiled program.
-        return self._act(state.actor, observation, key, np.int32(step), eval_mode=eval_mode)
+        return self._act(state.actor, observation, key, jnp.asarray(step, jnp.int32),
+                         eval_mode=eval_mode)
 
     def update(self, state: DDPGState, batch: Batch, key: jax.Array
                ) -> tuple[DDPGState, Metrics]:

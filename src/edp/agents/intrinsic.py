@@ -13,7 +13,7 @@ import functools
 from typing import Any
 
 import jax
-import numpy as np
+import jax.numpy as jnp
 
 from edp.agents import ddpg
 from edp.agents.base import Batch, Metrics
@@ -47,7 +47,7 @@ class IntrinsicAgent:
     def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
         # One dtype for every caller (Python int, np.int64, ...): one compiled program.
-        return self._act(state.backbone.actor, observation, key, np.int32(step),
+        return self._act(state.backbone.actor, observation, key, jnp.asarray(step, jnp.int32),
                          eval_mode=eval_mode)
 
     def update(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:

@@ -55,11 +55,22 @@ class SkillSchedule:
             raise ValueError(f"skill dim={dim} must be >= 1 and every={every} >= 0")
         self.dim, self.prior, self.every, self.value = dim, prior, every, value
 
-    def sample(self, key: jax.Array, num: int) -> np.ndarray:
-        """Fresh skills (num, dim) float32 (`value` everywhere for the constant prior)."""
+    def draw(self, key: jax.Array, num: int) -> jax.Array:
+        """Fresh skills (num, dim) float32 (`value` everywhere for the constant prior); pure,
+        so the compiled loop can call it inside its scan."""
         if self.prior == "constant":
-            return np.full((num, self.dim), self.value, np.float32)
-        return np.asarray(draw(self.prior, self.dim, key, num), np.float32)
+            return jnp.full((num, self.dim), self.value, jnp.float32)
+        return draw(self.prior, self.dim, key, num).astype(jnp.float32)
+
+    def sample(self, key: jax.Array, num: int) -> np.ndarray:
+        """`draw` as a host array."""
+        return np.asarray(self.draw(key, num))
+
+    def resample(self, meta: jax.Array, step: jax.Array, key: jax.Array) -> jax.Array:
+        """`update_meta`'s rule as a pure function of a traced step (compiled loop)."""
+        if self.every == 0:
+            return meta
+        return jnp.where(step % self.every == 0, self.draw(key, meta.shape[0]), meta)
 
     def init(self, key: jax.Array) -> Any:
         """The schedule's own state (kept in the fine-tuning agent's state); none here."""
@@ -104,6 +115,15 @@ class SkillAgent(IntrinsicAgent):
     def update_meta(self, state: Any, meta: np.ndarray, step: int, key: jax.Array,
                     sample: Sampler) -> tuple[Any, np.ndarray]:
         return state, self.skills.update_meta({}, meta, step, key, sample)[1]
+
+    def draw_meta(self, state: Any, key: jax.Array, num: int) -> jax.Array:
+        """Pure `init_meta` (pre-training schedule) for the compiled loop."""
+        return self.skills.draw(key, num)
+
+    def step_meta(self, state: Any, meta: jax.Array, step: jax.Array, key: jax.Array
+                  ) -> jax.Array:
+        """Pure `update_meta` (pre-training schedules never read the replay)."""
+        return self.skills.resample(meta, step, key)
 
     def backbone_step(self, backbone: ddpg.DDPGState, batch: Batch, reward: jax.Array,
                       key: jax.Array) -> tuple[ddpg.DDPGState, Metrics]:
@@ -155,7 +175,7 @@ class SkillFinetuneAgent:
 
     def act(self, state: SkillFinetuneState, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
-        return self._act(state.backbone.actor, observation, key, np.int32(step),
+        return self._act(state.backbone.actor, observation, key, jnp.asarray(step, jnp.int32),
                          eval_mode=eval_mode)
 
     def update(self, state: SkillFinetuneState, batch: Batch, key: jax.Array
