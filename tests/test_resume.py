@@ -33,8 +33,9 @@ def outputs(run: Path) -> dict:
     }
 
 
-def kill_then_resume(command: str, args: list[str], root) -> Path:
-    """Start `edp <command> args`, SIGKILL it after its first checkpoint, resume it."""
+def kill_then_resume(command: str, args: list[str], root, seeds: int = 1) -> list[Path]:
+    """Start `edp <command> args`, SIGKILL it after its first checkpoint, resume it (every
+    seed's run directory together); the run directories in seed order."""
     proc = subprocess.Popen([sys.executable, "-m", "edp.cli", command, *args, "--out",
                              str(root)])
     deadline = time.time() + 240
@@ -45,19 +46,37 @@ def kill_then_resume(command: str, args: list[str], root) -> Path:
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    run = run_dir(root)
-    assert not (run / "result.json").exists()
-    assert main([command, "--resume", str(run)]) == 0
-    return run
+    runs = run_dirs(root)
+    assert len(runs) == seeds and not any((run / "result.json").exists() for run in runs)
+    assert main([command, "--resume", *map(str, runs)]) == 0
+    return runs
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Every run directory under root, in seed order."""
+    seed = lambda path: json.loads((path / "config.json").read_text())["config"]["seed"]
+    return sorted((c.parent for c in root.glob("*/*/*/*/config.json")), key=seed)
 
 
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert main(["pretrain", *TINY, "--out", str(tmp_path / "whole")]) == 0
     expected = outputs(run_dir(tmp_path / "whole"))
-    run = kill_then_resume("pretrain", TINY, tmp_path / "killed")
+    (run,) = kill_then_resume("pretrain", TINY, tmp_path / "killed")
     got = outputs(run)
     for key in expected:
         assert got[key] == expected[key], key
+
+
+def test_multi_seed_run_killed_then_resumed_continues_every_seed_exactly(tmp_path):
+    """Seeds trained side by side in the compiled loop resume together, each exactly."""
+    args = [*TINY, "--seeds", "7", "8"]
+    assert main(["pretrain", *args, "--out", str(tmp_path / "whole")]) == 0
+    expected = [outputs(run) for run in run_dirs(tmp_path / "whole")]
+    got = [outputs(run) for run in kill_then_resume("pretrain", args, tmp_path / "killed", 2)]
+    assert expected[0]["coverage"] != expected[1]["coverage"]
+    for seed_expected, seed_got in zip(expected, got, strict=True):
+        for key in seed_expected:
+            assert seed_got[key] == seed_expected[key], key
 
 
 def test_finetune_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
@@ -71,7 +90,7 @@ def test_finetune_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
             "--log-every", "100", "--seed", "3", "--quiet"]
     assert main(["finetune", *args, "--out", str(tmp_path / "whole")]) == 0
     expected = outputs(run_dir(tmp_path / "whole"))
-    got = outputs(kill_then_resume("finetune", args, tmp_path / "killed"))
+    got = outputs(kill_then_resume("finetune", args, tmp_path / "killed")[0])
     assert expected["eval"].count("\n") == 1 + 5  # frames 0, 500, ..., 2000
     for key in expected:
         assert got[key] == expected[key], key

@@ -94,16 +94,25 @@ def _run(run_fn, cfg, resume_dir: Path | None = None) -> int:
         result = run_fn(cfg, resume_dir)
     except (ConfigError, OSError, CheckpointError, NonFiniteError) as exc:
         return _fail(str(exc))
+    for one in result if isinstance(result, list) else [result]:
+        print(_summary(one))
+    return 0
+
+
+def _summary(result) -> str:
+    from edp.loop import describe
+
     summary = f"run directory: {result.run_dir}"
     if result.final_eval:
-        from edp.loop import describe
-
-        summary += f"\nfinal evaluation: {describe(result.final_eval)}"
+        # reward-free maze pre-training keeps the maze's inherited goal reward only as a record
+        what = "maze goal reward, unused in pre-training" if result.coverage is not None \
+            else None
+        summary += f"\nfinal evaluation{f' ({what})' if what else ''}: " \
+            f"{describe(result.final_eval)}"
     if result.coverage is not None:
         summary += (f"\nfinal coverage: {result.coverage:.4f} "
                     f"(figure: {result.run_dir / 'coverage.png'})")
-    print(summary)
-    return 0
+    return summary
 
 
 def _resume(argv: list[str], command: str, config_cls, run_fn) -> int:
@@ -111,14 +120,28 @@ def _resume(argv: list[str], command: str, config_cls, run_fn) -> int:
     from edp.rundir import read_config
 
     parser = argparse.ArgumentParser(prog=f"edp {command} --resume")
-    parser.add_argument("--resume", type=Path, required=True,
-                        help="run directory to continue from its latest checkpoint")
+    several = command == "pretrain"  # the seeds of one compiled maze group resume together
+    parser.add_argument("--resume", type=Path, required=True, nargs="+" if several else None,
+                        help="run directory to continue from its latest checkpoint" +
+                        (" (several: the seeds of one multi-seed run)" if several else ""))
     args = parser.parse_args(argv)
-    try:
-        cfg = from_json(config_cls, read_config(args.resume))
-    except (FileNotFoundError, TypeError, KeyError, ValueError) as exc:
-        return _fail(f"cannot resume {args.resume}: {exc}")
-    return _run(run_fn, cfg, args.resume)
+    dirs = args.resume if several else [args.resume]
+    configs = []
+    for run_dir in dirs:
+        try:
+            configs.append(from_json(config_cls, read_config(run_dir)))
+        except (FileNotFoundError, TypeError, KeyError, ValueError) as exc:
+            return _fail(f"cannot resume {run_dir}: {exc}")
+    if len(dirs) == 1:
+        return _run(run_fn, configs[0], dirs[0])
+    import dataclasses
+
+    seeds = tuple(c.seed for c in configs)
+    for run_dir, other in zip(dirs[1:], configs[1:], strict=True):
+        if dataclasses.replace(other, seed=configs[0].seed) != configs[0]:
+            return _fail(f"cannot resume {run_dir} with {dirs[0]}: their configs differ in more "
+                         "than the seed")
+    return _run(run_fn, dataclasses.replace(configs[0], seeds=seeds), list(dirs))
 
 
 def finetune(argv: list[str]) -> int:

@@ -47,6 +47,13 @@ class PretrainConfig:
     """Environment frames to collect (env steps x parallel envs)."""
     seed: int = 0
     """Seed of every random number in the run; the same seed reproduces the same metrics."""
+    seeds: tuple[int, ...] = ()
+    """Several seeds in one process (overrides --seed): on mazes they run side by side in the
+    compiled loop, each writing its own run directory."""
+    loop: Literal["auto", "host", "device"] = "auto"
+    """Training loop: `device` compiles acting, maze steps, replay and learning into one
+    program (mazes with one env copy); `host` is the Python loop every env has; `auto` picks
+    device where it can."""
     out: Path = Path("runs")
     """Run root; the run directory is <out>/<env>/<agent>/<seed>-<id>."""
     seed_frames: int = 4000
@@ -133,6 +140,31 @@ def validate(cfg: PretrainConfig, env_names: tuple[str, ...] | None = None,
     bad = [f for f in cfg.snapshots if not 0 < f <= cfg.frames]
     if bad:
         raise ConfigError(f"snapshot frame {bad[0]} is outside (0, frames={cfg.frames}]")
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError(f"seeds={list(cfg.seeds)} repeats a seed")
+    if cfg.loop == "device" and not _device_env(cfg):
+        raise ConfigError("loop=device runs mazes with num-envs=1 only; use --loop host")
+    if len(cfg.seeds) > 1 and not uses_device_loop(cfg):
+        raise ConfigError("several --seeds in one process need the device loop (mazes, "
+                          "num-envs=1); run one process per seed instead")
+    if uses_device_loop(cfg):
+        from edp.envs.maze import EPISODE_LENGTH
+
+        for name, value in (("frames", cfg.frames), ("log-every", cfg.log_every),
+                            *(("snapshot frame", f) for f in cfg.snapshots)):
+            if value % EPISODE_LENGTH:
+                raise ConfigError(f"{name}={value} must be a multiple of the episode length "
+                                  f"{EPISODE_LENGTH} in the device loop (or use --loop host)")
+
+
+def uses_device_loop(cfg: PretrainConfig) -> bool:
+    """Whether the run trains in the compiled maze loop (`edp.device_loop`)."""
+    return cfg.loop == "device" or (cfg.loop == "auto" and _device_env(cfg))
+
+
+def _device_env(cfg: PretrainConfig) -> bool:
+    """A reward-free maze with one env copy per seed: what the device loop runs."""
+    return cfg.env.startswith("maze/") and ":" not in cfg.env and cfg.num_envs == 1
 
 
 def from_json(cls: type, data: dict):

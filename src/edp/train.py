@@ -18,7 +18,7 @@ import numpy as np
 from edp import checkpoint, rundir
 from edp.agents.base import meta_dim
 from edp.agents.registry import AGENT_NAMES, make_agent
-from edp.config import ConfigError, PretrainConfig, resolve, validate
+from edp.config import ConfigError, PretrainConfig, resolve, uses_device_loop, validate
 from edp.envs import VecEnv, check_env_name, is_maze, make_env, maze_name
 from edp.loop import LoopResult, LoopSettings, Trainer
 from edp.replay import ReplayBuffer
@@ -79,10 +79,20 @@ def write_result(kind: str, result: LoopResult) -> None:
     os.replace(tmp, result.run_dir / "result.json")
 
 
-def pretrain_run(cfg: PretrainConfig, resume_dir: Path | None = None) -> LoopResult:
-    """Validate, then create (or reopen) the run directory and train to cfg.frames."""
+def pretrain_run(cfg: PretrainConfig, resume_dir: Path | list[Path] | None = None
+                 ) -> LoopResult | list[LoopResult]:
+    """Validate, then create (or reopen) the run directory and train to cfg.frames. With
+    `cfg.seeds` (or several directories to resume), one result per seed."""
     validate(cfg, agent_names=AGENT_NAMES)
     cfg = resolve(cfg)
+    if uses_device_loop(cfg):
+        from edp.device_train import pretrain_device
+
+        resume = [resume_dir] if isinstance(resume_dir, Path) else resume_dir
+        results = pretrain_device(cfg, resume)
+        return results if cfg.seeds else results[0]
+    if isinstance(resume_dir, list):
+        resume_dir, = resume_dir
     env, eval_env = make_envs(cfg)
     settings = LoopSettings(frames=cfg.frames, seed=cfg.seed, log_every=cfg.log_every,
                             checkpoint_every=cfg.checkpoint_every, snapshots=cfg.snapshots,
@@ -90,12 +100,13 @@ def pretrain_run(cfg: PretrainConfig, resume_dir: Path | None = None) -> LoopRes
     build = lambda env: (make_agent(cfg, env.observation_dim, env.action_dim), None)
     trainer, result = train(cfg, cfg.agent, env, eval_env, build, settings, resume_dir)
     if trainer.coverage is not None:
-        write_maze_figures(cfg, trainer.agent, trainer, trainer.coverage, result.frames)
+        write_maze_figures(cfg, trainer.agent, trainer.state, trainer.run_dir, trainer.coverage,
+                           result.frames)
     write_result("pretrain", result)
     return result
 
 
-def write_maze_figures(cfg: PretrainConfig, agent, trainer: Trainer, coverage, frames: int
+def write_maze_figures(cfg: PretrainConfig, agent, state, run_dir: Path, coverage, frames: int
                        ) -> None:
     """coverage.json/png, and reward_map.png for agents with an intrinsic reward."""
     import jax
@@ -103,13 +114,13 @@ def write_maze_figures(cfg: PretrainConfig, agent, trainer: Trainer, coverage, f
     from edp.coverage import plot_reward_map, write_coverage
 
     title = f"{cfg.agent} on {cfg.env}, {frames:,} frames"
-    write_coverage(coverage, trainer.run_dir, title)
+    write_coverage(coverage, run_dir, title)
     reward = getattr(agent, "intrinsic_reward", None)
     if reward is not None:
         keys = jax.random.split(jax.random.PRNGKey(cfg.seed), REWARD_MAP_ESTIMATES)
 
         def mean_reward(points):  # the reward is a Monte-Carlo estimate: average several
-            return np.mean([np.asarray(reward(trainer.state, points, k)) for k in keys], axis=0)
+            return np.mean([np.asarray(reward(state, points, k)) for k in keys], axis=0)
 
-        plot_reward_map(maze_name(cfg.env), mean_reward, trainer.run_dir / "reward_map.png",
+        plot_reward_map(maze_name(cfg.env), mean_reward, run_dir / "reward_map.png",
                         f"intrinsic reward (mean of {REWARD_MAP_ESTIMATES} estimates)\n{title}")

@@ -1,0 +1,81 @@
+"""The compiled maze loop: seeds side by side, learning as a branch, files like a host run."""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from edp.agents.registry import make_agent
+from edp.cli import main
+from edp.config import resolve
+from edp.device_loop import _distinct, _metrics_template, make_chunk, seed_keys, stack
+from edp.device_replay import DeviceReplay
+from edp.envs import maze_jax
+from edp.presets import pretrain_defaults
+
+RANDOM = ["--env", "maze/square_a", "--agent", "random", "--frames", "500", "--seed-frames",
+          "0", "--log-every", "250", "--eval-episodes", "1", "--quiet"]
+
+
+def runs(root: Path) -> dict[int, Path]:
+    """Run directories under root by seed."""
+    found = {}
+    for config in root.glob("*/*/*/*/config.json"):
+        found[json.loads(config.read_text())["config"]["seed"]] = config.parent
+    return found
+
+
+def test_seeds_in_one_process_equal_separate_runs(tmp_path):
+    """The random agent has no learned numbers, so a group of seeds must reproduce each seed's
+    own run exactly: coverage curve, replay, and a config.json that names that seed alone."""
+    assert main(["pretrain", *RANDOM, "--seeds", "0", "1", "--out", str(tmp_path / "group")]) == 0
+    for seed in (0, 1):
+        assert main(["pretrain", *RANDOM, "--seed", str(seed), "--out",
+                     str(tmp_path / f"alone{seed}")]) == 0
+    group = runs(tmp_path / "group")
+    assert sorted(group) == [0, 1]
+    for seed, run in group.items():
+        (alone,) = runs(tmp_path / f"alone{seed}").values()
+        config = json.loads((run / "config.json").read_text())["config"]
+        assert config["seeds"] == [] and config["loop"] == "device"
+        for name in ("coverage.json", "eval.csv", "result.json"):
+            assert (run / name).read_text() == (alone / name).read_text(), name
+        replay = np.load(run / "checkpoints" / "500" / "replay.npz")
+        assert replay["observation"].shape == (10, 51, 2)
+        np.testing.assert_array_equal(
+            replay["observation"], np.load(alone / "checkpoints" / "500" / "replay.npz")
+            ["observation"])
+    curves = [json.loads((run / "coverage.json").read_text())["curve"] for run in group.values()]
+    assert len(curves[0]) == 10 and curves[0] != curves[1]  # one value per episode; seeds differ
+
+
+def _branches_with_dots(jaxpr) -> int:
+    """How many `cond` equations hold a matrix product in a branch, nested jaxprs included."""
+    conds = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "cond":
+            conds += any("dot_general" in str(branch) for branch in eqn.params["branches"])
+        for param in eqn.params.values():
+            inner = getattr(param, "jaxpr", None)
+            if inner is not None and eqn.primitive.name != "cond":
+                conds += _branches_with_dots(inner)
+    return conds
+
+
+def test_learning_stays_a_branch_when_seeds_are_vmapped():
+    """The update's predicate depends on the step alone, so under vmap it must stay a `cond`
+    (a select would run the update at every env step)."""
+    cfg = resolve(pretrain_defaults("fast", "maze/square_a", "ddpg"))
+    agent = make_agent(cfg, 2, 2)
+    replay = DeviceReplay.create(1000, 50, 2, 2, 3, 0.99)
+    keys = stack([seed_keys(s) for s in range(3)])
+    states = jax.vmap(agent.init)(keys["init"])
+    metrics = _metrics_template(agent, jax.tree.map(lambda x: x[0], states), replay)
+    carry = _distinct({"state": states, "replay": stack([replay] * 3),
+                       "metrics": stack([metrics] * 3), "finite": jnp.ones(3, bool)})
+    chunk = make_chunk(agent, maze_jax.maze_arrays("square_a"), False, 50)
+    jaxpr = jax.make_jaxpr(jax.vmap(chunk, in_axes=(0, 0, None, None)), static_argnums=3)(
+        carry, keys, np.int32(0), 1)
+    assert _branches_with_dots(jaxpr.jaxpr) == 1
