@@ -25,10 +25,10 @@ from edp.agents.diayn import DIAYNAgent, DIAYNConfig
 from edp.agents.skills import SkillSchedule
 from edp.agents.smm import SMMAgent, SMMConfig
 from edp.cli import main
+from edp.device_loop import DeviceTrainer
 from edp.envs import make_env
 from edp.finetune.config import defaults, resolve
 from edp.finetune.run import builder
-from edp.loop import Trainer
 from edp.snapshot import load
 
 B = 64
@@ -424,13 +424,13 @@ class Killed(Exception):
 
 def test_resumed_skill_run_matches_the_uninterrupted_one(pretrained, tmp_path, monkeypatch):
     """DIAYN stopped right after its checkpoint at 150 frames, then resumed to 300."""
-    save = Trainer.save_checkpoint
+    save = DeviceTrainer.save_checkpoints  # maze pre-training runs in the compiled loop
 
     def save_then_die(self):
         save(self)
         raise Killed
 
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(DeviceTrainer, "save_checkpoints", save_then_die)
     with pytest.raises(Killed):
         main([*PRETRAIN, "--agent", "diayn", "--frames", "300", "--checkpoint-every", "150",
               "--out", str(tmp_path), *TINY["diayn"]])
