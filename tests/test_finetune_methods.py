@@ -17,7 +17,7 @@ import pytest
 
 from edp.finetune import iql, methods
 from edp.finetune.common import sample_actions
-from edp.finetune.edp import EDPFinetuneAgent, EDPFinetuneConfig, cep_loss
+from edp.finetune.edp import EDPFinetuneAgent, EDPFinetuneConfig, cep_labels, cep_loss
 from edp.networks import ActionScoreNet
 from edp.score_models import TrainedNet, dsm_update, example_inputs
 
@@ -144,6 +144,29 @@ def test_cep_loss_matches_numpy():
     best = cep_loss(jnp.asarray(alpha * q + 7.0, jnp.float32), jnp.asarray(q), alpha)
     entropy = -np.mean(np.sum(labels * np.log(labels), axis=-1))
     assert float(best) == pytest.approx(entropy, rel=1e-5)
+
+
+def test_standardised_cep_labels_ignore_the_scale_and_offset_of_q():
+    q = np.random.default_rng(1).normal(21.0, 0.5, size=(5, 8)).astype(np.float32)
+    alpha = 3.0
+    z = (q - q.mean(-1, keepdims=True)) / (q.std(-1, keepdims=True) + 1e-6)
+    expected = np.exp(alpha * z) / np.exp(alpha * z).sum(-1, keepdims=True)
+    labels = np.asarray(cep_labels(jnp.asarray(q), alpha, standardise=True))
+    np.testing.assert_allclose(labels, expected, rtol=1e-4)
+    for scale, shift in ((10.0, -200.0), (0.1, 5.0), (3.0, 0.0)):
+        affine = np.asarray(cep_labels(jnp.asarray(scale * q + shift), alpha, standardise=True))
+        np.testing.assert_allclose(affine, labels, rtol=1e-3, atol=1e-6)
+    # off (the paper): softmax(alpha q) itself, which does change with the scale of q
+    off = np.asarray(cep_labels(jnp.asarray(q), alpha))
+    paper = np.exp(alpha * (q - q.max(-1, keepdims=True)))
+    np.testing.assert_allclose(off, paper / paper.sum(-1, keepdims=True), rtol=1e-5)
+    assert np.abs(np.asarray(cep_labels(jnp.asarray(10 * q), alpha)) - off).max() > 0.1
+    # a state whose candidates tie in Q gets uniform labels, not NaN
+    tied = np.asarray(cep_labels(jnp.full((1, 4), 21.0), alpha, standardise=True))
+    np.testing.assert_allclose(tied, 0.25, rtol=1e-6)
+    logits = jnp.asarray(np.random.default_rng(2).normal(size=q.shape), jnp.float32)
+    assert float(cep_loss(logits, jnp.asarray(q), alpha, standardise=True)) == pytest.approx(
+        -np.mean(np.sum(expected * np.asarray(jax.nn.log_softmax(logits)), -1)), rel=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------
