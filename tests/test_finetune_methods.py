@@ -15,11 +15,12 @@ import numpy as np
 import optax
 import pytest
 
+from edp.diffusion import dpm_solver_pp
 from edp.finetune import iql, methods
 from edp.finetune.common import sample_actions
 from edp.finetune.edp import EDPFinetuneAgent, EDPFinetuneConfig, cep_labels, cep_loss
 from edp.networks import ActionScoreNet
-from edp.score_models import TrainedNet, dsm_update, example_inputs
+from edp.score_models import TrainedNet, dsm_update, example_inputs, score_fn
 
 MODES, MODE_STD = (-0.6, 0.6), 0.2
 POLICY_NET = ActionScoreNet(1, hidden_dim=32, num_blocks=1, dropout_rate=0.0, time_dim=16)
@@ -346,6 +347,26 @@ def test_edp_acts_unguided_with_the_finetuned_net_only(pretrained, finetuned):
                                             pretrained.params)))
     assert not all(jax.tree.leaves(jax.tree.map(jnp.array_equal, state.policy.params,
                                                 pretrained.params)))
+
+
+@pytest.mark.parametrize("name", ["edp", "idql"])
+def test_zero_noise_evaluation_is_the_fine_tuned_chain_from_zero(name, finetuned):
+    """Deterministic per state (any key, any batch row), and equal to the solver run from
+    x_T = 0 on the fine-tuned net by hand (idql: no best-of-N, its candidates would tie)."""
+    agent, state, _ = finetuned(name)
+    obs = jnp.zeros((N_ACT, 1))
+    actions = np.asarray(agent.act_eval(state, obs, jax.random.PRNGKey(3), "zero_noise"))
+    again = agent.act_eval(state, obs, jax.random.PRNGKey(4), "zero_noise")
+    np.testing.assert_array_equal(actions, again)
+    np.testing.assert_array_equal(actions, np.broadcast_to(actions[:1], actions.shape))
+    fn = score_fn(POLICY_NET, state.policy.params, state.policy.constants, None)
+    by_hand = jax.jit(lambda x: dpm_solver_pp(fn, x, obs, 15))(jnp.zeros((N_ACT, 1)))
+    np.testing.assert_allclose(actions, by_hand, rtol=1e-5, atol=1e-6)
+    sampled = np.asarray(agent.act(state, obs, jax.random.PRNGKey(3), 0, True))
+    assert sampled.std() > 0.1  # the paper's evaluation samples a broad policy
+    with pytest.raises(ValueError, match=f"^{name}: unknown evaluation mode 'mean'; valid "
+                                         "modes: zero_noise$"):
+        agent.act_eval(state, obs, jax.random.PRNGKey(3), "mean")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -116,6 +116,17 @@ def sample_actions(module: ActionScoreNet, net: TrainedNet, obs: jax.Array, key:
     return jax.lax.stop_gradient(actions)
 
 
+def zero_noise_actions(module: ActionScoreNet, net: TrainedNet, obs: jax.Array, steps: int
+                       ) -> jax.Array:
+    """The solver started from x_T = 0 (eval mode, no gradient): one deterministic action per
+    state, (N, A), the image of the prior's centre. For a Gaussian policy N(mu, S) that is
+    mu - alpha_1 S^(1/2) mu (alpha_1 = 0.0066): the mean action, as DDPG evaluates; for a
+    multi-modal policy it can fall between the modes."""
+    x_T = jnp.zeros((obs.shape[0], module.action_dim), obs.dtype)
+    actions = diffusion.dpm_solver_pp(sampler_score_fn(module, net), x_T, obs, steps)
+    return jax.lax.stop_gradient(actions)
+
+
 def policy_dsm_step(module: ActionScoreNet, tx: optax.GradientTransformation,
                     net: TrainedNet, action: jax.Array, obs: jax.Array, key: jax.Array,
                     extra_loss=None) -> tuple[TrainedNet, Metrics]:
@@ -145,9 +156,14 @@ class DiffusionFinetuneAgent:
     the state from the pre-trained `TrainedNet` (`EDPState.policy`); critics and energies are
     fresh (spec §3.4). Learning is one jitted call (lax.scan over the batch's iters axis);
     acting is one jitted call whatever `step` and `eval_mode` are.
+
+    Evaluation modes beyond the paper's one sample (`eval_modes`, run by the loop when asked,
+    `act_eval`): `zero_noise`, the policy's deterministic low-noise action (`zero_noise_actions`
+    of `state.policy`; for idql, without its best-of-N selection, which needs distinct samples).
     """
 
     name: str = "diffusion"
+    eval_modes: tuple[str, ...] = ("zero_noise",)
 
     def __init__(self, cfg: DiffusionFinetuneConfig, policy_net: ActionScoreNet, obs_dim: int,
                  action_dim: int):
@@ -168,6 +184,8 @@ class DiffusionFinetuneAgent:
         self.policy_tx = optax.adam(cfg.policy_lr)
         self.critic = iql.make_iql(cfg.critic)
         self._act_jit = jax.jit(self._act)
+        self._zero_noise_jit = jax.jit(lambda state, obs: zero_noise_actions(
+            self.policy_net, state.policy, obs, self.cfg.diffusion_steps))
         self._update = jax.jit(functools.partial(scan_iterations, self._update_once))
 
     # -- the Agent protocol -------------------------------------------------------------------
@@ -180,6 +198,15 @@ class DiffusionFinetuneAgent:
         """Actions (N, A); training and evaluation sample alike (no deterministic mode)."""
         del step, eval_mode
         return self._act_jit(state, jnp.asarray(observation, jnp.float32), key)
+
+    def act_eval(self, state: Any, observation: jax.Array, key: jax.Array, mode: str
+                 ) -> jax.Array:
+        """Actions (N, A) of the evaluation mode `mode` (one of `eval_modes`)."""
+        del key  # zero_noise is deterministic
+        if mode not in self.eval_modes:
+            raise ValueError(f"{self.name}: unknown evaluation mode '{mode}'; valid modes: "
+                             f"{', '.join(self.eval_modes)}")
+        return self._zero_noise_jit(state, jnp.asarray(observation, jnp.float32))
 
     def update(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
         return self._update(state, batch, key)
