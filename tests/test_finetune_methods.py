@@ -128,6 +128,31 @@ def test_q_step_bootstraps_with_the_batch_discount_then_moves_the_target_by_ema(
     assert not all(jax.tree.leaves(jax.tree.map(jnp.array_equal, new.q, state.q)))
 
 
+def test_policy_backup_bootstraps_on_the_target_q_of_the_next_action_and_skips_v():
+    cfg = iql.IQLConfig(hidden_dim=16, backup="policy")
+    nets = iql.make_iql(cfg)
+    state = iql.init_iql(nets, jax.random.PRNGKey(0), 3, 2)
+    state = state.replace(q_target=jax.tree.map(lambda p: p + 0.1, state.q))  # target != q
+    rng = np.random.default_rng(1)
+    batch = {"observation": rng.normal(size=(8, 3)).astype(np.float32),
+             "action": rng.uniform(-1, 1, (8, 2)).astype(np.float32),
+             "reward": rng.normal(size=8).astype(np.float32),
+             "discount": np.array([0.99**3] * 6 + [0.0] * 2, np.float32),
+             "next_observation": rng.normal(size=(8, 3)).astype(np.float32)}
+    next_action = rng.uniform(-1, 1, (8, 2)).astype(np.float32)
+    new, metrics = jax.jit(lambda s, b, a: iql.update_iql(cfg, nets, s, b, a))(
+        state, batch, next_action)
+    q1, q2 = nets.q.apply({"params": state.q_target}, next_action, batch["next_observation"])
+    expected = batch["reward"] + batch["discount"] * np.minimum(q1, q2)
+    assert float(metrics["q_target_y"]) == pytest.approx(float(expected.mean()), rel=1e-5)
+    assert "value_loss" not in metrics
+    assert all(jax.tree.leaves(jax.tree.map(jnp.array_equal, new.value, state.value)))
+    with pytest.raises(ValueError, match="^critic backup 'policy' needs next_action = a policy"):
+        iql.update_iql(cfg, nets, state, batch)
+    with pytest.raises(ValueError, match="^critic backup 'value' needs next_action = None$"):
+        iql.update_iql(iql.IQLConfig(hidden_dim=16), nets, state, batch, next_action)
+
+
 # ---------------------------------------------------------------------------------------------
 # CEP
 
@@ -369,6 +394,43 @@ def test_zero_noise_evaluation_is_the_fine_tuned_chain_from_zero(name, finetuned
         agent.act_eval(state, obs, jax.random.PRNGKey(3), "mean")
 
 
+def test_methods_draw_the_policy_backup_action_from_their_policy_at_the_next_state(
+        pretrained):
+    cfg = dataclasses.replace(small_config("idql"), diffusion_steps=3,
+                              critic=dataclasses.replace(SMALL_CRITIC, backup="policy"))
+    agent = methods.make_method("idql", POLICY_NET, 1, 1, cfg)
+    state = agent.init(jax.random.PRNGKey(0), pretrained)
+    rng = np.random.default_rng(0)
+    batch = {"observation": rng.normal(size=(32, 1)).astype(np.float32),
+             "action": rng.uniform(-1, 1, (32, 1)).astype(np.float32),
+             "reward": rng.normal(size=32).astype(np.float32),
+             "discount": np.full(32, 0.97, np.float32),
+             "next_observation": rng.normal(size=(32, 1)).astype(np.float32)}
+    key = jax.random.PRNGKey(7)
+    _, metrics = jax.jit(agent.critic_step)(state.critic, state.policy, batch, key)
+    a_next = sample_actions(POLICY_NET, state.policy, batch["next_observation"],
+                            jax.random.fold_in(key, 0x5EED), 3)
+    q_next = iql.q_min(agent.critic, state.critic.q_target, batch["next_observation"], a_next)
+    expected = batch["reward"] + 0.97 * np.asarray(q_next)
+    assert float(metrics["q_target_y"]) == pytest.approx(float(expected.mean()), rel=1e-5)
+
+
+def test_seed_uniform_acts_uniformly_before_learning_starts_only(pretrained):
+    cfg = dataclasses.replace(small_config("edp"), seed_uniform=True, learning_starts=100)
+    agent = methods.make_method("edp", POLICY_NET, 1, 1, cfg)
+    state = agent.init(jax.random.PRNGKey(0), pretrained)
+    obs, key = jnp.zeros((4000, 1)), jax.random.PRNGKey(3)
+    seed_phase = np.asarray(agent.act(state, obs, key, 99, False))
+    assert seed_phase.min() >= -1 and seed_phase.max() <= 1
+    counts = np.histogram(seed_phase, bins=4, range=(-1, 1))[0]
+    assert np.all(np.abs(counts - 1000) < 4 * np.sqrt(1000 * 0.75))  # 4 sigma, binomial
+    policy = np.asarray(agent._act_jit(state, obs, key))  # pi_pre: two modes at +-0.6
+    np.testing.assert_array_equal(agent.act(state, obs, key, 100, False), policy)
+    np.testing.assert_array_equal(agent.act(state, obs, key, 0, True), policy)  # evaluation
+    assert np.mean(np.abs(np.abs(policy) - 0.6) < 0.3) > 0.8 > np.mean(
+        np.abs(np.abs(seed_phase) - 0.6) < 0.3)
+
+
 # ---------------------------------------------------------------------------------------------
 # Configuration errors
 
@@ -381,6 +443,9 @@ def test_bad_configs_and_names_give_one_line_errors(pretrained):
     with pytest.raises(ValueError, match=r"^dql critic\.expectile=1\.0: must be in \(0, 1\)$"):
         methods.make_method("dql", POLICY_NET, 1, 1,
                             methods.DQLConfig(critic=iql.IQLConfig(expectile=1.0)))
+    with pytest.raises(ValueError, match=r"^edp critic\.backup='max': must be one of value, "
+                                         r"policy$"):
+        EDPFinetuneConfig(critic=iql.IQLConfig(backup="max")).check()
     with pytest.raises(ValueError, match=r"^idql diffusion_steps=0: must be >= 1$"):
         methods.IDQLConfig(diffusion_steps=0).check()
     with pytest.raises(ValueError, match="unknown fine-tuning method 'gft'; valid methods: "

@@ -45,6 +45,10 @@ class DiffusionFinetuneConfig:
     """Adam learning rate of the trained diffusion policy."""
     critic: iql.IQLConfig = dataclasses.field(default_factory=iql.IQLConfig)
     """IQL critic (twin Q, EMA target, expectile V)."""
+    seed_uniform: bool = False
+    """Beyond the paper: act uniformly at random in [-1, 1]^A during the seed phase (before
+    learning starts), as DDPG does, so the replay and the in-sample critic see actions the
+    pre-trained policy would not take (the paper's seed phase samples that policy)."""
 
     def rules(self) -> list[tuple[str, bool, str]]:
         """(field, valid?, what is valid) for this config's own fields."""
@@ -184,6 +188,8 @@ class DiffusionFinetuneAgent:
         self.policy_tx = optax.adam(cfg.policy_lr)
         self.critic = iql.make_iql(cfg.critic)
         self._act_jit = jax.jit(self._act)
+        self._uniform_jit = jax.jit(lambda obs, key: jax.random.uniform(
+            key, (obs.shape[0], self.action_dim), obs.dtype, -1.0, 1.0))
         self._zero_noise_jit = jax.jit(lambda state, obs: zero_noise_actions(
             self.policy_net, state.policy, obs, self.cfg.diffusion_steps))
         self._update = jax.jit(functools.partial(scan_iterations, self._update_once))
@@ -195,9 +201,12 @@ class DiffusionFinetuneAgent:
 
     def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
-        """Actions (N, A); training and evaluation sample alike (no deterministic mode)."""
-        del step, eval_mode
-        return self._act_jit(state, jnp.asarray(observation, jnp.float32), key)
+        """Actions (N, A); training and evaluation sample alike (no deterministic mode), except
+        in the seed phase with `seed_uniform` (uniform training actions)."""
+        obs = jnp.asarray(observation, jnp.float32)
+        if self.cfg.seed_uniform and not eval_mode and step < self.learning_starts:
+            return self._uniform_jit(obs, key)
+        return self._act_jit(state, obs, key)
 
     def act_eval(self, state: Any, observation: jax.Array, key: jax.Array, mode: str
                  ) -> jax.Array:
@@ -219,6 +228,16 @@ class DiffusionFinetuneAgent:
 
     def _update_once(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
         raise NotImplementedError
+
+    def critic_step(self, critic: iql.IQLState, policy: TrainedNet, batch: Batch,
+                    key: jax.Array) -> tuple[iql.IQLState, Metrics]:
+        """One critic iteration; with `critic.backup="policy"` it bootstraps on one unguided
+        sample a' of `policy` at s' (key folded, so the other streams stay as without it)."""
+        next_action = None
+        if self.cfg.critic.backup == "policy":
+            next_action = sample_actions(self.policy_net, policy, batch["next_observation"],
+                                         jax.random.fold_in(key, 0x5EED), self.cfg.diffusion_steps)
+        return iql.update_iql(self.cfg.critic, self.critic, critic, batch, next_action)
 
     def _check_and_copy(self, pretrained_policy: TrainedNet) -> TrainedNet:
         check_pretrained(self.policy_net, pretrained_policy, self.obs_dim, self.action_dim)

@@ -257,7 +257,7 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
         negatives = self.negatives(state.replace(policy=policy), obs, k_neg)
         critic, metrics = state.critic, {}
         if self.q_fn is None:
-            critic, metrics = iql.update_iql(self.cfg.critic, self.critic, critic, batch)
+            critic, metrics = self.critic_step(critic, policy, batch, key)
         q_values = self.label_q(critic, obs, negatives)
         energy, cep_metrics = self.cep_step(state.energy, obs, negatives, q_values, k_cep)
         metrics.update(cep_metrics, distill_loss=distill_loss,
