@@ -195,6 +195,26 @@ def test_standardised_cep_labels_ignore_the_scale_and_offset_of_q():
         -np.mean(np.sum(expected * np.asarray(jax.nn.log_softmax(logits)), -1)), rel=1e-4)
 
 
+@pytest.mark.parametrize("standardise", [False, True])
+def test_edp_cep_step_uses_the_standardise_option(pretrained, standardise):
+    cfg = dataclasses.replace(small_config("edp"), standardise_q=standardise)
+    agent = EDPFinetuneAgent(cfg, POLICY_NET, 1, 1)
+    energy = agent.init(jax.random.PRNGKey(0), pretrained).energy
+    rng = np.random.default_rng(3)
+    obs = jnp.asarray(rng.normal(size=(16, 1)), jnp.float32)
+    negatives = jnp.asarray(rng.uniform(-1, 1, (16, 16, 1)), jnp.float32)
+    q = jnp.asarray(rng.normal(21.0, 0.3, (16, 16)), jnp.float32)
+    step = jax.jit(agent.cep_step)
+    _, metrics = step(energy, obs, negatives, q, jax.random.PRNGKey(1))
+    _, scaled = step(energy, obs, negatives, 10.0 * q - 150.0, jax.random.PRNGKey(1))
+    expected = np.asarray(cep_labels(q, cfg.alpha, standardise)).max(-1).mean()
+    assert float(metrics["cep_label_max"]) == pytest.approx(float(expected), rel=1e-5)
+    # only standardised labels ignore the scale of Q (the fresh energy's loss is ~log 16 for
+    # any labels, so the labels' sharpness is what is compared)
+    gap = abs(float(scaled["cep_label_max"]) - float(metrics["cep_label_max"]))
+    assert gap < 1e-4 if standardise else gap > 0.2
+
+
 # ---------------------------------------------------------------------------------------------
 # EDP on the bandit: energy + distillation reach pi_pre * exp(alpha Q)
 
