@@ -8,8 +8,9 @@ paper's one-sample columns and the zero_noise_* columns, on the same start state
 reference discount off/on x Q standardisation off/on x alpha 3, 10, 30 (12 runs), then the
 critic-contrast and guidance probes at alpha 30 (the best alpha of the earlier probes, README).
 
-Re-invocable: finished runs (result.json) are skipped, interrupted ones resume from their last
-checkpoint (every 10k frames), a run directory without a checkpoint is started again. Runs live
+Re-invocable (stop it with Ctrl-C, which also stops the running probes): finished runs
+(result.json) are skipped, interrupted ones resume from their last checkpoint (every 10k
+frames), a run directory without a checkpoint is started again. Runs live
 under <root>/runs/<probe>/ (git-ignored); <root>/results.md and results.csv are rewritten
 after every run from whatever eval.csv and metrics.jsonl hold (unfinished runs included).
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -67,6 +69,7 @@ def run_probe(name: str, flags: list[str], args: argparse.Namespace) -> None:
     out = args.root / "runs" / name
     run = find_run(out)
     if run is not None and (run / "result.json").is_file():
+        print(f"{name:24} done before: {run}", flush=True)
         return
     if run is not None and any((run / "checkpoints").glob("[0-9]*")):
         cli = ["finetune", "--resume", str(run)]
@@ -77,8 +80,8 @@ def run_probe(name: str, flags: list[str], args: argparse.Namespace) -> None:
                "--seed", str(SEED), "--snapshot", str(args.snapshot), "--out", str(out),
                "--frames", str(args.frames), "--seed-frames", str(args.seed_frames),
                "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
-               "--checkpoint-every", str(args.checkpoint_every), "--eval-zero-noise", "--quiet",
-               *flags]
+               "--checkpoint-every", str(args.checkpoint_every), "--log-every",
+               str(args.log_every), "--eval-zero-noise", "--quiet", *flags]
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "edp.cli", *cli], capture_output=True,
                           text=True, env={**os.environ, **SINGLE_THREAD})
@@ -112,6 +115,10 @@ def summary(name: str, flags: list[str], run: Path | None) -> dict:
     return row
 
 
+def _number(value: float | None, fmt: str) -> str:
+    return "" if value is None or math.isnan(value) else format(value, fmt)
+
+
 def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Path:
     frames = sorted({f for r in rows for f in r.get("frames", [])})
     head = ["probe", "flags", "status", "eval", *[f"{f // 1000}k" for f in frames],
@@ -127,8 +134,8 @@ def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Pat
         for mode in ("sample", "zero_noise"):
             scores = dict(zip(r.get("frames", []), r.get(mode, []), strict=True))
             cells = [f"{scores[f]:.3f}" if f in scores else "" for f in frames]
-            stats = ([f"{r[k]:.3f}" for k in ("label_max", "q_std", "teacher_gain")]
-                     + [f"{r['fps']:.0f}"]) if mode == "sample" and "fps" in r else [""] * 4
+            stats = [_number(r.get(k), ".3f") for k in ("label_max", "q_std", "teacher_gain")]
+            stats = [*stats, _number(r.get("fps"), ".0f")] if mode == "sample" else [""] * 4
             first = [r["probe"], f"`{r['flags']}`", r["status"]] if mode == "sample" else \
                 ["", "", ""]
             lines.append("| " + " | ".join([*first, mode, *cells, *stats]) + " |")
@@ -153,6 +160,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--checkpoint-every", type=int, default=10_000)
+    parser.add_argument("--log-every", type=int, default=5000)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--root", type=Path, default=HERE / "probes")
     args = parser.parse_args()

@@ -201,8 +201,8 @@ class DiffusionFinetuneAgent:
 
     def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
-        """Actions (N, A); training and evaluation sample alike (no deterministic mode), except
-        in the seed phase with `seed_uniform` (uniform training actions)."""
+        """Actions (N, A): one sample, in training and in the paper's evaluation alike (the
+        low-noise one is `act_eval`); uniform in the seed phase with `seed_uniform`."""
         obs = jnp.asarray(observation, jnp.float32)
         if self.cfg.seed_uniform and not eval_mode and step < self.learning_starts:
             return self._uniform_jit(obs, key)
