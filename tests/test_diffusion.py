@@ -166,6 +166,16 @@ def test_solver_samples_match_gaussian_at_15_steps():
     np.testing.assert_allclose(cov, cov_ex, atol=0.1)
 
 
+def test_solver_from_the_prior_centre_lands_on_the_gaussian_mean():
+    """x_T = 0 (the low-noise evaluation of fine-tuned policies) goes to the exact flow's image
+    of 0, mu - alpha_1 (Sigma_e Sigma_1^-1)^(1/2) mu, i.e. the data mean to within 0.01."""
+    score = gaussian_score(MU, SIGMA)
+    x = np.asarray(jax.jit(lambda x: D.dpm_solver_pp(score, x))(jnp.zeros((3, 2))), float)
+    image_of_zero, _ = exact_flow_law(MU, SIGMA)
+    np.testing.assert_allclose(x, np.broadcast_to(image_of_zero, x.shape), atol=2e-3)
+    np.testing.assert_allclose(x, np.broadcast_to(MU, x.shape), atol=0.01)
+
+
 def assert_matches_law(x, mean, cov):
     """Sample mean and per-dimension std of x (n, d) within 4 standard errors of a law."""
     n, std = x.shape[0], np.sqrt(np.diag(cov))

@@ -1,6 +1,7 @@
 """`edp finetune` and `edp eval` end to end on tiny budgets: the URLB protocol's schedule,
 initialisation from a snapshot, and one-line errors for every kind of bad snapshot."""
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -91,6 +92,37 @@ def test_diffusion_method_starts_from_the_pretrained_policy(pretrained, tmp_path
     state = init_fn(jax.random.PRNGKey(0))
     assert all(jax.tree.leaves(jax.tree.map(np.array_equal, state.policy.params,
                                             snap.state.policy.params)))
+
+
+def test_zero_noise_evaluation_adds_paired_columns_and_report_reads_them(pretrained, tmp_path,
+                                                                        capsys):
+    """--eval-zero-noise adds zero_noise_* columns and leaves the paper's columns (and so the
+    rest of the run) exactly as without it; `edp report --eval-mode` picks either."""
+    small = ["--env", "maze/square_a:far_end", "--method", "edp", "--snapshot",
+             str(pretrained["edp"]), *TINY_FT, "--edp.batch-size", "16",
+             "--edp.diffusion-steps", "2", "--edp.num-negatives", "2",
+             "--edp.energy-hidden-dim", "8",
+             "--edp.critic.hidden-dim", "16"]
+    assert main(["finetune", *small, "--out", str(tmp_path / "plain")]) == 0
+    assert main(["finetune", *small, "--out", str(tmp_path / "both"), "--eval-zero-noise"]) == 0
+    read = lambda root: np.genfromtxt(run_dirs(root, "maze/*/edp_from_edp/*")[0] / "eval.csv",
+                                      delimiter=",", names=True)
+    plain, both = read(tmp_path / "plain"), read(tmp_path / "both")
+    assert both.dtype.names == ("frame", "episode_return", "episode_return_std",
+                                "normalized_return", "zero_noise_episode_return",
+                                "zero_noise_episode_return_std", "zero_noise_normalized_return")
+    for name in plain.dtype.names:
+        np.testing.assert_array_equal(both[name], plain[name])
+    assert not np.array_equal(both["zero_noise_episode_return"], both["episode_return"])
+    for mode, column in (("sample", "normalized_return"),
+                         ("zero_noise", "zero_noise_normalized_return")):
+        assert main(["report", str(tmp_path / "both"), "--out", str(tmp_path / mode),
+                     "--eval-mode", mode]) == 0
+        with open(tmp_path / mode / "results.csv") as f:
+            score = float(next(csv.DictReader(f))["score"])
+        assert score == pytest.approx(both[column][-1])
+    assert "ddpg already evaluates its actor's mean action" in error_of(
+        capsys, ["finetune", *small, "--method", "ddpg", "--eval-zero-noise"])
 
 
 def test_from_scratch_is_its_own_baseline(tmp_path):

@@ -15,11 +15,12 @@ import numpy as np
 import optax
 import pytest
 
+from edp.diffusion import dpm_solver_pp
 from edp.finetune import iql, methods
 from edp.finetune.common import sample_actions
-from edp.finetune.edp import EDPFinetuneAgent, EDPFinetuneConfig, cep_loss
+from edp.finetune.edp import EDPFinetuneAgent, EDPFinetuneConfig, cep_labels, cep_loss
 from edp.networks import ActionScoreNet
-from edp.score_models import TrainedNet, dsm_update, example_inputs
+from edp.score_models import TrainedNet, dsm_update, example_inputs, score_fn
 
 MODES, MODE_STD = (-0.6, 0.6), 0.2
 POLICY_NET = ActionScoreNet(1, hidden_dim=32, num_blocks=1, dropout_rate=0.0, time_dim=16)
@@ -127,6 +128,31 @@ def test_q_step_bootstraps_with_the_batch_discount_then_moves_the_target_by_ema(
     assert not all(jax.tree.leaves(jax.tree.map(jnp.array_equal, new.q, state.q)))
 
 
+def test_policy_backup_bootstraps_on_the_target_q_of_the_next_action_and_skips_v():
+    cfg = iql.IQLConfig(hidden_dim=16, backup="policy")
+    nets = iql.make_iql(cfg)
+    state = iql.init_iql(nets, jax.random.PRNGKey(0), 3, 2)
+    state = state.replace(q_target=jax.tree.map(lambda p: p + 0.1, state.q))  # target != q
+    rng = np.random.default_rng(1)
+    batch = {"observation": rng.normal(size=(8, 3)).astype(np.float32),
+             "action": rng.uniform(-1, 1, (8, 2)).astype(np.float32),
+             "reward": rng.normal(size=8).astype(np.float32),
+             "discount": np.array([0.99**3] * 6 + [0.0] * 2, np.float32),
+             "next_observation": rng.normal(size=(8, 3)).astype(np.float32)}
+    next_action = rng.uniform(-1, 1, (8, 2)).astype(np.float32)
+    new, metrics = jax.jit(lambda s, b, a: iql.update_iql(cfg, nets, s, b, a))(
+        state, batch, next_action)
+    q1, q2 = nets.q.apply({"params": state.q_target}, next_action, batch["next_observation"])
+    expected = batch["reward"] + batch["discount"] * np.minimum(q1, q2)
+    assert float(metrics["q_target_y"]) == pytest.approx(float(expected.mean()), rel=1e-5)
+    assert "value_loss" not in metrics
+    assert all(jax.tree.leaves(jax.tree.map(jnp.array_equal, new.value, state.value)))
+    with pytest.raises(ValueError, match="^critic backup 'policy' needs next_action = a policy"):
+        iql.update_iql(cfg, nets, state, batch)
+    with pytest.raises(ValueError, match="^critic backup 'value' needs next_action = None$"):
+        iql.update_iql(iql.IQLConfig(hidden_dim=16), nets, state, batch, next_action)
+
+
 # ---------------------------------------------------------------------------------------------
 # CEP
 
@@ -144,6 +170,49 @@ def test_cep_loss_matches_numpy():
     best = cep_loss(jnp.asarray(alpha * q + 7.0, jnp.float32), jnp.asarray(q), alpha)
     entropy = -np.mean(np.sum(labels * np.log(labels), axis=-1))
     assert float(best) == pytest.approx(entropy, rel=1e-5)
+
+
+def test_standardised_cep_labels_ignore_the_scale_and_offset_of_q():
+    q = np.random.default_rng(1).normal(21.0, 0.5, size=(5, 8)).astype(np.float32)
+    alpha = 3.0
+    z = (q - q.mean(-1, keepdims=True)) / (q.std(-1, keepdims=True) + 1e-6)
+    expected = np.exp(alpha * z) / np.exp(alpha * z).sum(-1, keepdims=True)
+    labels = np.asarray(cep_labels(jnp.asarray(q), alpha, standardise=True))
+    np.testing.assert_allclose(labels, expected, rtol=1e-4)
+    for scale, shift in ((10.0, -200.0), (0.1, 5.0), (3.0, 0.0)):
+        affine = np.asarray(cep_labels(jnp.asarray(scale * q + shift), alpha, standardise=True))
+        np.testing.assert_allclose(affine, labels, rtol=1e-3, atol=1e-6)
+    # off (the paper): softmax(alpha q) itself, which does change with the scale of q
+    off = np.asarray(cep_labels(jnp.asarray(q), alpha))
+    paper = np.exp(alpha * (q - q.max(-1, keepdims=True)))
+    np.testing.assert_allclose(off, paper / paper.sum(-1, keepdims=True), rtol=1e-5)
+    assert np.abs(np.asarray(cep_labels(jnp.asarray(10 * q), alpha)) - off).max() > 0.1
+    # a state whose candidates tie in Q gets uniform labels, not NaN
+    tied = np.asarray(cep_labels(jnp.full((1, 4), 21.0), alpha, standardise=True))
+    np.testing.assert_allclose(tied, 0.25, rtol=1e-6)
+    logits = jnp.asarray(np.random.default_rng(2).normal(size=q.shape), jnp.float32)
+    assert float(cep_loss(logits, jnp.asarray(q), alpha, standardise=True)) == pytest.approx(
+        -np.mean(np.sum(expected * np.asarray(jax.nn.log_softmax(logits)), -1)), rel=1e-4)
+
+
+@pytest.mark.parametrize("standardise", [False, True])
+def test_edp_cep_step_uses_the_standardise_option(pretrained, standardise):
+    cfg = dataclasses.replace(small_config("edp"), standardise_q=standardise)
+    agent = EDPFinetuneAgent(cfg, POLICY_NET, 1, 1)
+    energy = agent.init(jax.random.PRNGKey(0), pretrained).energy
+    rng = np.random.default_rng(3)
+    obs = jnp.asarray(rng.normal(size=(16, 1)), jnp.float32)
+    negatives = jnp.asarray(rng.uniform(-1, 1, (16, 16, 1)), jnp.float32)
+    q = jnp.asarray(rng.normal(21.0, 0.3, (16, 16)), jnp.float32)
+    step = jax.jit(agent.cep_step)
+    _, metrics = step(energy, obs, negatives, q, jax.random.PRNGKey(1))
+    _, scaled = step(energy, obs, negatives, 10.0 * q - 150.0, jax.random.PRNGKey(1))
+    expected = np.asarray(cep_labels(q, cfg.alpha, standardise)).max(-1).mean()
+    assert float(metrics["cep_label_max"]) == pytest.approx(float(expected), rel=1e-5)
+    # only standardised labels ignore the scale of Q (the fresh energy's loss is ~log 16 for
+    # any labels, so the labels' sharpness is what is compared)
+    gap = abs(float(scaled["cep_label_max"]) - float(metrics["cep_label_max"]))
+    assert gap < 1e-4 if standardise else gap > 0.2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,6 +394,63 @@ def test_edp_acts_unguided_with_the_finetuned_net_only(pretrained, finetuned):
                                                 pretrained.params)))
 
 
+@pytest.mark.parametrize("name", ["edp", "idql"])
+def test_zero_noise_evaluation_is_the_fine_tuned_chain_from_zero(name, finetuned):
+    """Deterministic per state (any key, any batch row), and equal to the solver run from
+    x_T = 0 on the fine-tuned net by hand (idql: no best-of-N, its candidates would tie)."""
+    agent, state, _ = finetuned(name)
+    obs = jnp.zeros((N_ACT, 1))
+    actions = np.asarray(agent.act_eval(state, obs, jax.random.PRNGKey(3), "zero_noise"))
+    again = agent.act_eval(state, obs, jax.random.PRNGKey(4), "zero_noise")
+    np.testing.assert_array_equal(actions, again)
+    np.testing.assert_array_equal(actions, np.broadcast_to(actions[:1], actions.shape))
+    fn = score_fn(POLICY_NET, state.policy.params, state.policy.constants, None)
+    by_hand = jax.jit(lambda x: dpm_solver_pp(fn, x, obs, 15))(jnp.zeros((N_ACT, 1)))
+    np.testing.assert_allclose(actions, by_hand, rtol=1e-5, atol=1e-6)
+    sampled = np.asarray(agent.act(state, obs, jax.random.PRNGKey(3), 0, True))
+    assert sampled.std() > 0.1  # the paper's evaluation samples a broad policy
+    with pytest.raises(ValueError, match=f"^{name}: unknown evaluation mode 'mean'; valid "
+                                         "modes: zero_noise$"):
+        agent.act_eval(state, obs, jax.random.PRNGKey(3), "mean")
+
+
+def test_methods_draw_the_policy_backup_action_from_their_policy_at_the_next_state(
+        pretrained):
+    cfg = dataclasses.replace(small_config("idql"), diffusion_steps=3,
+                              critic=dataclasses.replace(SMALL_CRITIC, backup="policy"))
+    agent = methods.make_method("idql", POLICY_NET, 1, 1, cfg)
+    state = agent.init(jax.random.PRNGKey(0), pretrained)
+    rng = np.random.default_rng(0)
+    batch = {"observation": rng.normal(size=(32, 1)).astype(np.float32),
+             "action": rng.uniform(-1, 1, (32, 1)).astype(np.float32),
+             "reward": rng.normal(size=32).astype(np.float32),
+             "discount": np.full(32, 0.97, np.float32),
+             "next_observation": rng.normal(size=(32, 1)).astype(np.float32)}
+    key = jax.random.PRNGKey(7)
+    _, metrics = jax.jit(agent.critic_step)(state.critic, state.policy, batch, key)
+    a_next = sample_actions(POLICY_NET, state.policy, batch["next_observation"],
+                            jax.random.fold_in(key, 0x5EED), 3)
+    q_next = iql.q_min(agent.critic, state.critic.q_target, batch["next_observation"], a_next)
+    expected = batch["reward"] + 0.97 * np.asarray(q_next)
+    assert float(metrics["q_target_y"]) == pytest.approx(float(expected.mean()), rel=1e-5)
+
+
+def test_seed_uniform_acts_uniformly_before_learning_starts_only(pretrained):
+    cfg = dataclasses.replace(small_config("edp"), seed_uniform=True, learning_starts=100)
+    agent = methods.make_method("edp", POLICY_NET, 1, 1, cfg)
+    state = agent.init(jax.random.PRNGKey(0), pretrained)
+    obs, key = jnp.zeros((4000, 1)), jax.random.PRNGKey(3)
+    seed_phase = np.asarray(agent.act(state, obs, key, 99, False))
+    assert seed_phase.min() >= -1 and seed_phase.max() <= 1
+    counts = np.histogram(seed_phase, bins=4, range=(-1, 1))[0]
+    assert np.all(np.abs(counts - 1000) < 4 * np.sqrt(1000 * 0.75))  # 4 sigma, binomial
+    policy = np.asarray(agent._act_jit(state, obs, key))  # pi_pre: two modes at +-0.6
+    np.testing.assert_array_equal(agent.act(state, obs, key, 100, False), policy)
+    np.testing.assert_array_equal(agent.act(state, obs, key, 0, True), policy)  # evaluation
+    assert np.mean(np.abs(np.abs(policy) - 0.6) < 0.3) > 0.8 > np.mean(
+        np.abs(np.abs(seed_phase) - 0.6) < 0.3)
+
+
 # ---------------------------------------------------------------------------------------------
 # Configuration errors
 
@@ -337,6 +463,9 @@ def test_bad_configs_and_names_give_one_line_errors(pretrained):
     with pytest.raises(ValueError, match=r"^dql critic\.expectile=1\.0: must be in \(0, 1\)$"):
         methods.make_method("dql", POLICY_NET, 1, 1,
                             methods.DQLConfig(critic=iql.IQLConfig(expectile=1.0)))
+    with pytest.raises(ValueError, match=r"^edp critic\.backup='max': must be one of value, "
+                                         r"policy$"):
+        EDPFinetuneConfig(critic=iql.IQLConfig(backup="max")).check()
     with pytest.raises(ValueError, match=r"^idql diffusion_steps=0: must be >= 1$"):
         methods.IDQLConfig(diffusion_steps=0).check()
     with pytest.raises(ValueError, match="unknown fine-tuning method 'gft'; valid methods: "

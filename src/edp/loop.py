@@ -49,6 +49,8 @@ class LoopSettings:
     eval_every: int = 0  # frames between evaluations (0: only the final one)
     expert_score: float | None = None  # eval.csv gets normalized_return = return / this
     video: bool = False  # render the final evaluation's first episode to videos/<frame>.mp4
+    # extra evaluation modes (`agent.act_eval(..., mode)`), each in eval.csv's <mode>_* columns
+    eval_modes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -148,6 +150,7 @@ class Trainer:
         eval_fields = ["episode_return", "episode_return_std"]
         if s.expert_score is not None:
             eval_fields.append("normalized_return")
+        eval_fields += [f"{mode}_{name}" for mode in s.eval_modes for name in eval_fields]
         sinks = Sinks(self.run_dir, eval_fields, resume_frame=self.frame if self._resumed else None)
         progress = Progress(s.frames, self.frame)
         metrics: dict[str, Any] = {}
@@ -248,9 +251,17 @@ class Trainer:
         renders the first episode (software rendering costs ~0.15 s a frame here)."""
         s = self.settings
         t0 = time.perf_counter()
+        key, start = _fold_in(self.eval_key, self.frame), self.eval_env.get_rng_state()
         returns, frames = run_episodes(self.agent, self.state, self.eval_env, s.eval_episodes,
-                                       _fold_in(self.eval_key, self.frame), self.step, record)
+                                       key, self.step, record)
         row = summarise(returns, s.expert_score)
+        end = self.eval_env.get_rng_state()
+        for mode in s.eval_modes:  # the same start states: paired, and the main row unchanged
+            self.eval_env.set_rng_state(start)
+            extra, _ = run_episodes(self.agent, self.state, self.eval_env, s.eval_episodes, key,
+                                    self.step, mode=mode)
+            row.update({f"{mode}_{k}": v for k, v in summarise(extra, s.expert_score).items()})
+        self.eval_env.set_rng_state(end)
         sinks.log_eval(self.frame, row)
         if frames:
             from edp.video import write_mp4
@@ -272,9 +283,10 @@ def snapshot_meta(run_dir: Path, frame: int, agent_name: str, env: VecEnv) -> di
 
 
 def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.Array,
-                 step: int, record: bool = False) -> tuple[list[float], list[np.ndarray]]:
-    """Returns of `episodes` deterministic-policy episodes, and the rendered frames of the
-    first one if `record`."""
+                 step: int, record: bool = False, mode: str | None = None
+                 ) -> tuple[list[float], list[np.ndarray]]:
+    """Returns of `episodes` deterministic-policy episodes (or of the agent's evaluation mode
+    `mode`), and the rendered frames of the first one if `record`."""
     returns: list[float] = []
     frames: list[np.ndarray] = []
     rollout = 0
@@ -288,8 +300,9 @@ def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.
         while not done:
             if record and rollout == 0:
                 frames.append(env.render())
-            action = np.asarray(agent.act(state, with_meta(obs, meta),
-                                          _fold_in(_fold_in(key, rollout), t), step, True))
+            act_key = _fold_in(_fold_in(key, rollout), t)
+            action = np.asarray(agent.act(state, with_meta(obs, meta), act_key, step, True)
+                                if mode is None else agent.act_eval(state, obs, act_key, mode))
             out = env.step(action)
             total += out.reward
             obs, done, t = out.observation, out.done, t + 1

@@ -15,6 +15,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tyro.conf import Positional
@@ -33,6 +34,11 @@ class ReportConfig:
     reference: str = "edp_from_edp"
     """Fine-tuning method (its directory name, <method>_from_<agent> or <method>_scratch) whose
     probability of improvement over each other method is reported."""
+    eval_mode: Literal["sample", "zero_noise"] = "sample"
+    """Evaluation that scores fine-tuning runs: `sample` (eval.csv's plain columns: the paper's
+    one-sample evaluation of diffusion policies, DDPG's mean action) or `zero_noise` (the
+    zero_noise_* columns of diffusion runs made with --eval-zero-noise; runs without them, e.g.
+    ddpg, keep their plain columns)."""
 
 
 @dataclass(frozen=True)
@@ -258,7 +264,8 @@ class Evals:
     normalised: bool
 
 
-def read_evals(run_dir: Path) -> Evals | None:
+def read_evals(run_dir: Path, mode: str = "sample") -> Evals | None:
+    """Columns <mode>_* where mode is not `sample` and the run has them, else the plain ones."""
     path = run_dir / "eval.csv"
     if not path.is_file():
         return None
@@ -266,19 +273,20 @@ def read_evals(run_dir: Path) -> Evals | None:
         rows = list(csv.DictReader(f))
     if not rows:
         return None
-    column = lambda name: np.array([float(r[name]) for r in rows])
-    normalised = "normalized_return" in rows[0]
+    prefix = f"{mode}_" if f"{mode}_episode_return" in rows[0] else ""
+    column = lambda name: np.array([float(r[prefix + name]) for r in rows])
+    normalised = f"{prefix}normalized_return" in rows[0]
     returns = column("episode_return")
-    return Evals(column("frame").astype(int), returns,
+    return Evals(np.array([int(r["frame"]) for r in rows]), returns,
                  column("normalized_return") if normalised else returns, normalised)
 
 
-def finetune_groups(runs: list[Run]) -> dict[tuple[str, str], list[Evals]]:
-    """(task, method label) -> the evaluations of its finished fine-tuning runs."""
+def finetune_groups(runs: list[Run], mode: str = "sample") -> dict[tuple[str, str], list[Evals]]:
+    """(task, method label) -> the evaluations (`read_evals` mode) of its finished runs."""
     groups: dict[tuple[str, str], list[Evals]] = defaultdict(list)
     for run in runs:
         if run.kind == "finetune" and run.finished:
-            evals = read_evals(run.path)
+            evals = read_evals(run.path, mode)
             if evals is not None:
                 groups[(run.env, run.agent)].append(evals)
     return dict(sorted(groups.items()))
@@ -473,7 +481,7 @@ def write_report(cfg: ReportConfig) -> Path:
                                                "finished", "coverage", "score", "path"])
         writer.writeheader()
         for run in runs:
-            evals = read_evals(run.path) if run.kind == "finetune" else None
+            evals = read_evals(run.path, cfg.eval_mode) if run.kind == "finetune" else None
             writer.writerow({"kind": run.kind, "env": run.env, "agent": run.agent,
                              "seed": run.seed, "frames": run.frames, "finished": run.finished,
                              "coverage": run.coverage[-1] if run.coverage else "",
@@ -491,8 +499,11 @@ def write_report(cfg: ReportConfig) -> Path:
                   f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['finals']} |" for r in rows]
         lines += ["", "![coverage curves](coverage_curves.png)", ""]
         lines += [f"![{name}]({name})" for name in plot_maze_visits(runs, out)] + [""]
-    groups = finetune_groups(runs)
+    groups = finetune_groups(runs, cfg.eval_mode)
     if groups:
+        if cfg.eval_mode != "sample":
+            lines += [f"Fine-tuning scores: eval.csv's {cfg.eval_mode}_* columns where a run "
+                      "has them, else its plain columns.", ""]
         lines += finetune_lines(groups, cfg)
         unfinished = sum(r.kind == "finetune" and not r.finished for r in runs)
         if unfinished:

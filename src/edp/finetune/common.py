@@ -45,6 +45,10 @@ class DiffusionFinetuneConfig:
     """Adam learning rate of the trained diffusion policy."""
     critic: iql.IQLConfig = dataclasses.field(default_factory=iql.IQLConfig)
     """IQL critic (twin Q, EMA target, expectile V)."""
+    seed_uniform: bool = False
+    """Beyond the paper: act uniformly at random in [-1, 1]^A during the seed phase (before
+    learning starts), as DDPG does, so the replay and the in-sample critic see actions the
+    pre-trained policy would not take (the paper's seed phase samples that policy)."""
 
     def rules(self) -> list[tuple[str, bool, str]]:
         """(field, valid?, what is valid) for this config's own fields."""
@@ -116,6 +120,17 @@ def sample_actions(module: ActionScoreNet, net: TrainedNet, obs: jax.Array, key:
     return jax.lax.stop_gradient(actions)
 
 
+def zero_noise_actions(module: ActionScoreNet, net: TrainedNet, obs: jax.Array, steps: int
+                       ) -> jax.Array:
+    """The solver started from x_T = 0 (eval mode, no gradient): one deterministic action per
+    state, (N, A), the image of the prior's centre. For a Gaussian policy N(mu, S) that is
+    mu - alpha_1 S^(1/2) mu (alpha_1 = 0.0066): the mean action, as DDPG evaluates; for a
+    multi-modal policy it can fall between the modes."""
+    x_T = jnp.zeros((obs.shape[0], module.action_dim), obs.dtype)
+    actions = diffusion.dpm_solver_pp(sampler_score_fn(module, net), x_T, obs, steps)
+    return jax.lax.stop_gradient(actions)
+
+
 def policy_dsm_step(module: ActionScoreNet, tx: optax.GradientTransformation,
                     net: TrainedNet, action: jax.Array, obs: jax.Array, key: jax.Array,
                     extra_loss=None) -> tuple[TrainedNet, Metrics]:
@@ -145,9 +160,14 @@ class DiffusionFinetuneAgent:
     the state from the pre-trained `TrainedNet` (`EDPState.policy`); critics and energies are
     fresh (spec §3.4). Learning is one jitted call (lax.scan over the batch's iters axis);
     acting is one jitted call whatever `step` and `eval_mode` are.
+
+    Evaluation modes beyond the paper's one sample (`eval_modes`, run by the loop when asked,
+    `act_eval`): `zero_noise`, the policy's deterministic low-noise action (`zero_noise_actions`
+    of `state.policy`; for idql, without its best-of-N selection, which needs distinct samples).
     """
 
     name: str = "diffusion"
+    eval_modes: tuple[str, ...] = ("zero_noise",)
 
     def __init__(self, cfg: DiffusionFinetuneConfig, policy_net: ActionScoreNet, obs_dim: int,
                  action_dim: int):
@@ -168,6 +188,10 @@ class DiffusionFinetuneAgent:
         self.policy_tx = optax.adam(cfg.policy_lr)
         self.critic = iql.make_iql(cfg.critic)
         self._act_jit = jax.jit(self._act)
+        self._uniform_jit = jax.jit(lambda obs, key: jax.random.uniform(
+            key, (obs.shape[0], self.action_dim), obs.dtype, -1.0, 1.0))
+        self._zero_noise_jit = jax.jit(lambda state, obs: zero_noise_actions(
+            self.policy_net, state.policy, obs, self.cfg.diffusion_steps))
         self._update = jax.jit(functools.partial(scan_iterations, self._update_once))
 
     # -- the Agent protocol -------------------------------------------------------------------
@@ -177,9 +201,21 @@ class DiffusionFinetuneAgent:
 
     def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
-        """Actions (N, A); training and evaluation sample alike (no deterministic mode)."""
-        del step, eval_mode
-        return self._act_jit(state, jnp.asarray(observation, jnp.float32), key)
+        """Actions (N, A): one sample, in training and in the paper's evaluation alike (the
+        low-noise one is `act_eval`); uniform in the seed phase with `seed_uniform`."""
+        obs = jnp.asarray(observation, jnp.float32)
+        if self.cfg.seed_uniform and not eval_mode and step < self.learning_starts:
+            return self._uniform_jit(obs, key)
+        return self._act_jit(state, obs, key)
+
+    def act_eval(self, state: Any, observation: jax.Array, key: jax.Array, mode: str
+                 ) -> jax.Array:
+        """Actions (N, A) of the evaluation mode `mode` (one of `eval_modes`)."""
+        del key  # zero_noise is deterministic
+        if mode not in self.eval_modes:
+            raise ValueError(f"{self.name}: unknown evaluation mode '{mode}'; valid modes: "
+                             f"{', '.join(self.eval_modes)}")
+        return self._zero_noise_jit(state, jnp.asarray(observation, jnp.float32))
 
     def update(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
         return self._update(state, batch, key)
@@ -192,6 +228,16 @@ class DiffusionFinetuneAgent:
 
     def _update_once(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
         raise NotImplementedError
+
+    def critic_step(self, critic: iql.IQLState, policy: TrainedNet, batch: Batch,
+                    key: jax.Array) -> tuple[iql.IQLState, Metrics]:
+        """One critic iteration; with `critic.backup="policy"` it bootstraps on one unguided
+        sample a' of `policy` at s' (key folded, so the other streams stay as without it)."""
+        next_action = None
+        if self.cfg.critic.backup == "policy":
+            next_action = sample_actions(self.policy_net, policy, batch["next_observation"],
+                                         jax.random.fold_in(key, 0x5EED), self.cfg.diffusion_steps)
+        return iql.update_iql(self.cfg.critic, self.critic, critic, batch, next_action)
 
     def _check_and_copy(self, pretrained_policy: TrainedNet) -> TrainedNet:
         check_pretrained(self.policy_net, pretrained_policy, self.obs_dim, self.action_dim)

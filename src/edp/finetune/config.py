@@ -53,6 +53,10 @@ class FinetuneConfig:
     """Frames between deterministic evaluations (frame 0 included; 0: only at the end)."""
     eval_episodes: int = 5
     """Episodes per evaluation (ExDM: 5, URLB: 10)."""
+    eval_zero_noise: bool = False
+    """Diffusion methods: also evaluate the low-noise policy (solver from x_T = 0, one
+    deterministic action per state) on the same start states, in eval.csv's zero_noise_*
+    columns; the plain columns stay the paper's one-sample evaluation."""
     video: bool = False
     """Render the first episode of the final evaluation to <run>/videos/<frame>.mp4 (URLB
     envs; `edp eval --video` renders any run's latest checkpoint)."""
@@ -99,6 +103,9 @@ def validate(cfg: FinetuneConfig) -> None:
     check_positive(eval_episodes=cfg.eval_episodes)
     if cfg.eval_every < 0:
         raise ConfigError(f"eval-every={cfg.eval_every} must be >= 0")
+    if cfg.eval_zero_noise and cfg.method == "ddpg":
+        raise ConfigError("eval-zero-noise is for diffusion methods: ddpg already evaluates "
+                          "its actor's mean action")
     if cfg.method != "ddpg" and cfg.snapshot is None:
         raise ConfigError(f"method {cfg.method} fine-tunes a pre-trained diffusion policy: "
                           "give --snapshot <EDP pre-training run>")

@@ -84,8 +84,7 @@ class DIPOAgent(DiffusionFinetuneAgent):
         improved = improve_actions(self.cfg, self.critic, state.critic.q, obs, action)
         policy, metrics = policy_dsm_step(self.policy_net, self.policy_tx, state.policy,
                                           improved, obs, key)
-        critic, critic_metrics = iql.update_iql(self.cfg.critic, self.critic, state.critic,
-                                                batch)
+        critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
         shift = jnp.linalg.norm(improved - action, axis=-1).mean()
         return DIPOState(policy=policy, critic=critic), {**metrics, **critic_metrics,
                                                          "action_shift": shift}

@@ -76,6 +76,5 @@ class DQLAgent(DiffusionFinetuneAgent):
 
         policy, metrics = policy_dsm_step(self.policy_net, self.policy_tx, state.policy,
                                           batch["action"], obs, key, extra_loss=q_term)
-        critic, critic_metrics = iql.update_iql(self.cfg.critic, self.critic, state.critic,
-                                                batch)
+        critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
         return DQLState(policy=policy, critic=critic), {**metrics, **critic_metrics}

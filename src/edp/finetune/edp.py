@@ -17,6 +17,16 @@ One iteration on one batch (s, a, r, discount, s'), in the reference order:
   5. CEP step of f_psi with labels softmax_j(alpha min-twin q0_target(s, a_j)).
 Acting samples the fine-tuned net without guidance (design.md method decision 3).
 
+Label sharpness (beyond the paper, `standardise_q`, off by default). softmax(alpha Q) depends on
+the scale of Q, i.e. of the reward and of the discount: a critic whose Q varies by ~1 over a
+state's candidates (walker, benchmarks/finetune/README.md) gives nearly uniform labels at the
+reference's alpha = 3, and the target pi_pre exp(alpha Q) is then pi_pre. With the option, the
+labels are softmax_j(alpha z_j), z_j = (Q_j - mean_k Q_k) / (std_k Q_k + 1e-6) over the state's
+M candidates: invariant to any affine change of Q with a positive factor, so alpha sets the tilt
+in units of the state's own Q spread whatever the reward scale (the target is then
+pi_pre exp(alpha Q / sigma_Q(s)) up to the mean, a per-state temperature, with sigma_Q
+estimated on the negatives).
+
 Negatives (spec §10.4). CEP learns f_t(x) = log E[exp(alpha Q(a_0)) | x_t = x] under the law
 the negatives come from, and that is the right guidance for the pre-trained score only if the
 negatives come from pi_pre. The reference draws them from the fine-tuned policy (the default,
@@ -76,6 +86,9 @@ class EDPFinetuneConfig(DiffusionFinetuneConfig):
     negatives_from: Literal["finetuned", "pretrained"] = "finetuned"
     """Policy sampling the CEP negatives: `finetuned` (the reference) or `pretrained` (exact
     CEP for the guided pre-trained score; see the module docstring)."""
+    standardise_q: bool = False
+    """Beyond the paper: standardise Q per state over its M candidates before the CEP softmax,
+    so that alpha does not depend on the reward's scale (see the module docstring)."""
 
     def rules(self) -> list[tuple[str, bool, str]]:
         return super().rules() + [
@@ -113,9 +126,22 @@ def energy_guidance(module: GuidanceEnergy, energy: TrainedNet, scale: float
     return fn
 
 
-def cep_loss(logits: jax.Array, q_values: jax.Array, alpha: float) -> jax.Array:
-    """-mean_i sum_j softmax_j(alpha q_ij) log_softmax_j(logits_ij); inputs (B, M)."""
-    labels = jax.nn.softmax(alpha * jax.lax.stop_gradient(q_values), axis=-1)
+STANDARDISE_EPS = 1e-6  # keeps the labels uniform where a state's candidates tie in Q
+
+
+def cep_labels(q_values: jax.Array, alpha: float, standardise: bool = False) -> jax.Array:
+    """softmax_j(alpha q_ij), or of alpha (q_ij - mean_j) / (std_j + eps); (B, M), no gradient."""
+    q = jax.lax.stop_gradient(q_values)
+    if standardise:
+        q = (q - q.mean(axis=-1, keepdims=True)) / (q.std(axis=-1, keepdims=True)
+                                                     + STANDARDISE_EPS)
+    return jax.nn.softmax(alpha * q, axis=-1)
+
+
+def cep_loss(logits: jax.Array, q_values: jax.Array, alpha: float, standardise: bool = False
+             ) -> jax.Array:
+    """-mean_i sum_j label_ij log_softmax_j(logits_ij) with `cep_labels`; inputs (B, M)."""
+    labels = cep_labels(q_values, alpha, standardise)
     return -jnp.mean(jnp.sum(labels * jax.nn.log_softmax(logits, axis=-1), axis=-1))
 
 
@@ -212,12 +238,13 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
         def loss_fn(params):
             logits = self.energy_net.apply({"params": params, "constants": energy.constants},
                                            x_t, t_rep, obs_rep)
-            return cep_loss(logits, q_values, self.cfg.alpha)
+            return cep_loss(logits, q_values, self.cfg.alpha, self.cfg.standardise_q)
 
         loss, grads = jax.value_and_grad(loss_fn)(energy.params)
         updates, opt_state = self.energy_tx.update(grads, energy.opt_state, energy.params)
-        labels = jax.nn.softmax(self.cfg.alpha * q_values, axis=-1)
-        metrics = {"cep_loss": loss, "cep_label_max": labels.max(axis=-1).mean()}
+        labels = cep_labels(q_values, self.cfg.alpha, self.cfg.standardise_q)
+        metrics = {"cep_loss": loss, "cep_label_max": labels.max(axis=-1).mean(),
+                   "negative_q_std": q_values.std(axis=-1).mean()}
         return energy.replace(params=optax.apply_updates(energy.params, updates),
                               opt_state=opt_state), metrics
 
@@ -230,7 +257,7 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
         negatives = self.negatives(state.replace(policy=policy), obs, k_neg)
         critic, metrics = state.critic, {}
         if self.q_fn is None:
-            critic, metrics = iql.update_iql(self.cfg.critic, self.critic, critic, batch)
+            critic, metrics = self.critic_step(critic, policy, batch, key)
         q_values = self.label_q(critic, obs, negatives)
         energy, cep_metrics = self.cep_step(state.energy, obs, negatives, q_values, k_cep)
         metrics.update(cep_metrics, distill_loss=distill_loss,

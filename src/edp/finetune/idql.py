@@ -64,6 +64,5 @@ class IDQLAgent(DiffusionFinetuneAgent):
                      ) -> tuple[IDQLState, Metrics]:
         policy, metrics = policy_dsm_step(self.policy_net, self.policy_tx, state.policy,
                                           batch["action"], batch["observation"], key)
-        critic, critic_metrics = iql.update_iql(self.cfg.critic, self.critic, state.critic,
-                                                batch)
+        critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
         return IDQLState(policy=policy, critic=critic), {**metrics, **critic_metrics}

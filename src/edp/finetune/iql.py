@@ -12,12 +12,18 @@ One iteration, in the reference order:
 reference bootstraps 3-step returns with a fixed 0.99 instead (spec §10.8, a bug per design.md
 method decision 4); `reference_discount=True` reproduces that: 0.99 where the batch's discount
 is non-zero, 0 where it is zero (the reference's (1 - done)).
+
+`backup="policy"` (beyond the paper, an option): a TD critic of the current policy, as
+Diffusion-QL's: y = r + discount * min-twin q0_target(s', a') with a' one sample of the
+fine-tuned policy at s' (drawn by the method, `DiffusionFinetuneAgent.critic_step`); V is then
+neither trained nor used. The in-sample IQL backup only ever bootstraps on the replay's own
+actions, so its Q cannot tell the current policy's actions from the behaviour's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +35,7 @@ from edp.networks import TwinQ, ValueMLP
 
 Params = Any
 REFERENCE_DISCOUNT = 0.99  # the reference's hard-coded IQL bootstrap discount
+BACKUPS = ("value", "policy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +54,9 @@ class IQLConfig:
     """EMA rate of the target twin Q, applied after every Q step."""
     reference_discount: bool = False
     """Bootstrap with the reference's fixed 0.99 instead of the batch's n-step discount."""
+    backup: Literal["value", "policy"] = "value"
+    """Bootstrap on V(s') (`value`, IQL: the paper) or on min-twin q0_target(s', a'), a' a
+    sample of the current policy (`policy`, Diffusion-QL's TD critic; beyond the paper)."""
 
     def check(self, method: str) -> None:
         """Raise ValueError naming the first impossible field (prefixed `critic.`)."""
@@ -56,6 +66,7 @@ class IQLConfig:
             ("lr", self.lr > 0, "> 0"),
             ("expectile", 0 < self.expectile < 1, "in (0, 1)"),
             ("target_ema", 0 < self.target_ema <= 1, "in (0, 1]"),
+            ("backup", self.backup in BACKUPS, f"one of {', '.join(BACKUPS)}"),
         ]
         check_fields(method, self, rules, prefix="critic.")
 
@@ -126,11 +137,13 @@ def update_value(cfg: IQLConfig, nets: IQLNets, state: IQLState, obs: jax.Array,
     return state, {"value_loss": loss, "value": v.mean()}
 
 
-def update_q(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch
-             ) -> tuple[IQLState, Metrics]:
-    """One Adam step of the twin Q on y = r + discount * V(s') (current V), then the EMA."""
-    obs, action = batch["observation"], batch["action"]
-    next_v = nets.value.apply({"params": state.value}, batch["next_observation"])
+def update_q(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch,
+             next_action: jax.Array | None = None) -> tuple[IQLState, Metrics]:
+    """One Adam step of the twin Q on y = r + discount * V(s') (current V), or on
+    min-twin q0_target(s', next_action) if given, then the EMA."""
+    obs, action, next_obs = batch["observation"], batch["action"], batch["next_observation"]
+    next_v = nets.value.apply({"params": state.value}, next_obs) if next_action is None \
+        else q_min(nets, state.q_target, next_obs, next_action)
     y = jax.lax.stop_gradient(
         batch["reward"] + bootstrap_discount(cfg, batch["discount"]) * next_v)
 
@@ -146,10 +159,16 @@ def update_q(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch
     return state, {"q_loss": loss, "q1": q1.mean(), "q2": q2.mean(), "q_target_y": y.mean()}
 
 
-def update_iql(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch
-               ) -> tuple[IQLState, Metrics]:
-    """One IQL iteration on one batch slice (no iters axis): V step, Q step, EMA."""
-    state, value_metrics = update_value(cfg, nets, state, batch["observation"],
-                                        batch["action"])
-    state, q_metrics = update_q(cfg, nets, state, batch)
+def update_iql(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch,
+               next_action: jax.Array | None = None) -> tuple[IQLState, Metrics]:
+    """One IQL iteration on one batch slice (no iters axis): V step, Q step, EMA; with
+    `backup="policy"`, the Q step on next_action (a' ~ pi(s'), (B, A)) and no V step."""
+    if (cfg.backup == "policy") != (next_action is not None):
+        wanted = "a policy sample at s'" if next_action is None else "None"
+        raise ValueError(f"critic backup '{cfg.backup}' needs next_action = {wanted}")
+    value_metrics = {}
+    if next_action is None:
+        state, value_metrics = update_value(cfg, nets, state, batch["observation"],
+                                            batch["action"])
+    state, q_metrics = update_q(cfg, nets, state, batch, next_action)
     return state, {**value_metrics, **q_metrics, "batch_reward": batch["reward"].mean()}

@@ -78,8 +78,7 @@ class QSMAgent(DiffusionFinetuneAgent):
         loss, grads = jax.value_and_grad(loss_fn)(net.params)
         updates, opt_state = self.policy_tx.update(grads, net.opt_state, net.params)
         policy = net.replace(params=optax.apply_updates(net.params, updates), opt_state=opt_state)
-        critic, critic_metrics = iql.update_iql(self.cfg.critic, self.critic, state.critic,
-                                                batch)
+        critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
         metrics = {"qsm_loss": loss, "qsm_target_norm": jnp.linalg.norm(target, axis=-1).mean(),
                    **critic_metrics}
         return QSMState(policy=policy, critic=critic), metrics

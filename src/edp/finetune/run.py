@@ -77,7 +77,8 @@ def settings_of(cfg: FinetuneConfig) -> LoopSettings:
                         checkpoint_every=cfg.checkpoint_every, snapshots=(),
                         eval_episodes=cfg.eval_episodes, quiet=cfg.quiet,
                         eval_every=cfg.eval_every, expert_score=expert_score(cfg.env),
-                        video=cfg.video)
+                        video=cfg.video,
+                        eval_modes=("zero_noise",) if cfg.eval_zero_noise else ())
 
 
 def finetune_run(cfg: FinetuneConfig, resume_dir: Path | None = None) -> LoopResult:

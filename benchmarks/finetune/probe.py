@@ -1,0 +1,187 @@
+"""Issue 21's walker_stand probes of EDP fine-tuning: label sharpness, critic, evaluation mode.
+
+    python benchmarks/finetune/probe.py <walker EDP snapshot> [--probes NAME ...] [--jobs 2]
+
+Every probe is `edp finetune --env urlb/walker_stand --method edp --preset fast --seed 0` from
+the snapshot for 50k frames with one set of flags, evaluated both ways (--eval-zero-noise: the
+paper's one-sample columns and the zero_noise_* columns, on the same start states). The grid:
+reference discount off/on x Q standardisation off/on x alpha 3, 10, 30 (12 runs), then the
+critic-contrast and guidance probes at alpha 30 (the best alpha of the earlier probes, README).
+
+Re-invocable (stop it with Ctrl-C, which also stops the running probes): finished runs
+(result.json) are skipped, interrupted ones resume from their last checkpoint (every 10k
+frames), a run directory without a checkpoint is started again. Runs live
+under <root>/runs/<probe>/ (git-ignored); <root>/results.md and results.csv are rewritten
+after every run from whatever eval.csv and metrics.jsonl hold (unfinished runs included).
+
+The snapshot: the walker EDP pre-training of benchmarks/urlb (400k frames, `fast`, seed 0,
+about 50 minutes here), e.g. ~/edp-bench/urlb/urlb/walker/edp/0-<id>; if it is missing, make it
+with the command `MAKE_SNAPSHOT` below (or benchmarks/urlb/run.py, which makes the same run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).parent
+TASK, LABEL, SEED = "urlb/walker_stand", "edp_from_edp", 0
+MAKE_SNAPSHOT = ("edp pretrain --env urlb/walker --agent edp --preset fast --seed 0 "
+                 "--frames 400000 --snapshots 100000 400000 --out ~/edp-bench/urlb")
+SINGLE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
+                 "intra_op_parallelism_threads=1"}
+
+
+def probe_grid() -> dict[str, list[str]]:
+    """Probe name -> its flags beyond `fast` (dict order = run order)."""
+    probes = {}
+    for ref in (False, True):
+        for std in (False, True):
+            for alpha in (3, 10, 30):
+                name = "_".join(["refdisc"] * ref + ["std"] * std + [f"alpha{alpha}"])
+                probes[name] = (["--edp.alpha", str(alpha)]
+                                + ["--edp.critic.reference-discount"] * ref
+                                + ["--edp.standardise-q"] * std)
+    alpha30 = ["--edp.alpha", "30"]
+    probes["alpha30_seed_uniform"] = [*alpha30, "--edp.seed-uniform"]
+    probes["alpha30_backup_policy"] = [*alpha30, "--edp.critic.backup", "policy"]
+    probes["alpha30_guidance2"] = [*alpha30, "--edp.guidance-scale", "2"]
+    return probes
+
+
+def find_run(out: Path) -> Path | None:
+    runs = sorted((out / TASK / LABEL).glob(f"{SEED}-*/config.json"))
+    return runs[0].parent if runs else None
+
+
+def run_probe(name: str, flags: list[str], args: argparse.Namespace) -> None:
+    """Run, resume or skip one probe (a failure is printed; the other probes go on)."""
+    out = args.root / "runs" / name
+    run = find_run(out)
+    if run is not None and (run / "result.json").is_file():
+        print(f"{name:24} done before: {run}", flush=True)
+        return
+    if run is not None and any((run / "checkpoints").glob("[0-9]*")):
+        cli = ["finetune", "--resume", str(run)]
+    else:
+        if run is not None:  # killed before its first checkpoint: nothing to resume
+            shutil.rmtree(run)
+        cli = ["finetune", "--env", TASK, "--method", "edp", "--preset", "fast",
+               "--seed", str(SEED), "--snapshot", str(args.snapshot), "--out", str(out),
+               "--frames", str(args.frames), "--seed-frames", str(args.seed_frames),
+               "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
+               "--checkpoint-every", str(args.checkpoint_every), "--log-every",
+               str(args.log_every), "--eval-zero-noise", "--quiet", *flags]
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "edp.cli", *cli], capture_output=True,
+                          text=True, env={**os.environ, **SINGLE_THREAD})
+    ok = proc.returncode == 0
+    tail = (proc.stdout if ok else proc.stderr).strip().splitlines()[-1:] or [""]
+    print(f"{name:24} {time.perf_counter() - t0:7.1f}s  {'ok' if ok else 'FAILED'}  {tail[0]}",
+          flush=True)
+
+
+def summary(name: str, flags: list[str], run: Path | None) -> dict:
+    """One results row: scores per evaluation frame (both modes) and late CEP statistics."""
+    row = {"probe": name, "flags": " ".join(flags) or "(fast)", "status": "not started"}
+    if run is None or not (run / "eval.csv").is_file():
+        return row
+    with open(run / "eval.csv", newline="") as f:
+        evals = list(csv.DictReader(f))
+    lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    records = [json.loads(line) for line in lines if line.endswith("\n")]
+    train = [r for r in records if r["phase"] == "train" and "cep_label_max" in r]
+    late = train[-2:]  # the last two log lines (10k frames at the default log cadence)
+    mean = lambda key: sum(r[key] for r in late) / len(late) if late else float("nan")
+    row.update(status="done" if (run / "result.json").is_file() else
+               f"at {int(evals[-1]['frame']) if evals else 0:,} frames",
+               frames=[int(e["frame"]) for e in evals],
+               sample=[float(e["normalized_return"]) for e in evals],
+               zero_noise=[float(e["zero_noise_normalized_return"]) for e in evals],
+               label_max=mean("cep_label_max"), q_std=mean("negative_q_std"),
+               teacher_gain=mean("teacher_q") - mean("negative_q"),
+               fps=sum(r["fps"] for r in train) / len(train) if train else float("nan"),
+               path=str(run))
+    return row
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "" if value is None or math.isnan(value) else format(value, fmt)
+
+
+def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Path:
+    frames = sorted({f for r in rows for f in r.get("frames", [])})
+    head = ["probe", "flags", "status", "eval", *[f"{f // 1000}k" for f in frames],
+            "CEP label max", "Q std / state", "teacher - negative Q", "fps"]
+    lines = [f"# EDP walker_stand probes ({args.frames:,} frames from {args.snapshot})", "",
+             "Expert-normalised return per evaluation: `sample` = one sample per step (the "
+             "paper), `zero_noise` = solver from x_T = 0, on the same start states. CEP "
+             "statistics: mean of the last two log lines (label max of "
+             "softmax over the 8 negatives, uniform 0.125).", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    table = []
+    for r in rows:
+        for mode in ("sample", "zero_noise"):
+            scores = dict(zip(r.get("frames", []), r.get(mode, []), strict=True))
+            cells = [f"{scores[f]:.3f}" if f in scores else "" for f in frames]
+            stats = [_number(r.get(k), ".3f") for k in ("label_max", "q_std", "teacher_gain")]
+            stats = [*stats, _number(r.get("fps"), ".0f")] if mode == "sample" else [""] * 4
+            first = [r["probe"], f"`{r['flags']}`", r["status"]] if mode == "sample" else \
+                ["", "", ""]
+            lines.append("| " + " | ".join([*first, mode, *cells, *stats]) + " |")
+            table.append({"probe": r["probe"], "flags": r["flags"], "status": r["status"],
+                          "eval": mode, **{str(f): scores.get(f, "") for f in frames}})
+    (root / "results.md").write_text("\n".join(lines) + "\n")
+    with open(root / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["probe", "flags", "status", "eval",
+                                               *map(str, frames)])
+        writer.writeheader()
+        writer.writerows(table)
+    return root / "results.md"
+
+
+def main() -> None:
+    grid = probe_grid()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("snapshot", type=Path, help="walker EDP pre-training run or snapshot")
+    parser.add_argument("--probes", nargs="+", choices=list(grid), default=list(grid))
+    parser.add_argument("--frames", type=int, default=50_000)
+    parser.add_argument("--seed-frames", type=int, default=4000)
+    parser.add_argument("--eval-every", type=int, default=10_000)
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--checkpoint-every", type=int, default=10_000)
+    parser.add_argument("--log-every", type=int, default=5000)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--root", type=Path, default=HERE / "probes")
+    args = parser.parse_args()
+    args.snapshot = args.snapshot.expanduser().resolve()
+    if not args.snapshot.exists():
+        parser.error(f"no snapshot at {args.snapshot}; make the 400k walker one with\n  "
+                     f"{MAKE_SNAPSHOT}\nand pass its run directory")
+    args.root.mkdir(parents=True, exist_ok=True)
+    print("command:", " ".join(["python", *sys.argv]), flush=True)
+    lock = threading.Lock()
+
+    def one(name: str) -> None:
+        run_probe(name, grid[name], args)
+        with lock:  # one writer of the tables at a time
+            rows = [summary(n, grid[n], find_run(args.root / "runs" / n)) for n in args.probes]
+            write_results(rows, args.root, args)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(one, args.probes))
+    print((args.root / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
