@@ -4,8 +4,8 @@ The NumPy rule runs in float64 and rounds to float32, the JAX one runs in float3
 bit for bit except in one measured case (`_assert_same`): after a single wall hit the slide
 coordinate p + d is exact halfway between two float32 values, and NumPy's float64 detour via the
 hit point lands a float64 ulp off that midpoint, so it rounds to the other neighbour (JAX rounds
-the exact sum, half to even). That is about 0.4 % of the points of the random batches below,
-always one float32 ulp (<= 4.8e-7 on these mazes).
+the exact sum, half to even). That is 0.3 % of the points of the random batches below (90 of
+29,654 over both modes), always one float32 ulp (<= 4.8e-7 on these mazes).
 """
 
 from __future__ import annotations
@@ -53,13 +53,18 @@ def _numpy_move(name, positions, actions, draws, strict=False):
                            for i, u in enumerate(draws)]).reshape(-1, 2)
 
 
-def _jax_move(name, positions, actions, draws, strict=False, max_action=1.0):
-    maze = maze_jax.maze_arrays(name).replace(max_action=max_action)
-    out = maze_jax.move(maze, jnp.asarray(positions, jnp.float32),
-                        jnp.asarray(actions, jnp.float32), jnp.asarray(draws, jnp.float32),
-                        strict=strict)
-    assert out.dtype == jnp.float32 and out.shape == positions.shape
-    return np.asarray(out)
+BATCH = 4096  # every call is padded to this, so each maze compiles once per mode
+
+
+def _jax_move(name, positions, actions, draws, strict=False):
+    """maze_jax.move on a batch padded to BATCH; |actions| up to 3 (as test_maze's)."""
+    maze = maze_jax.maze_arrays(name).replace(max_action=3.0)
+    n = len(positions)
+    pad = lambda x: jnp.asarray(np.concatenate([x, np.zeros((BATCH - n, x.shape[1]))]),
+                                jnp.float32)
+    out = maze_jax.move(maze, pad(positions), pad(actions), pad(draws), strict=strict)
+    assert out.dtype == jnp.float32
+    return np.asarray(out)[:n]
 
 
 def _assert_same(ours, theirs, positions, actions, max_rate=0.01):
@@ -124,7 +129,7 @@ def test_move_matches_numpy_on_scalar_reference_inputs(name):
     maze = get_maze(name)
     p, d = _scalar_reference_inputs(maze)
     for strict in (False, True):
-        out = _jax_move(name, p, d, _constant(len(p)), strict, max_action=3.0)
+        out = _jax_move(name, p, d, _constant(len(p)), strict)
         theirs = move(maze, p, d, ConstantRng(), strict)  # constant draws: batch = point by point
         _assert_same(out, theirs, p, d)
 
@@ -224,8 +229,8 @@ def test_move_vmaps_over_seeds():
                 vmapped[seed], maze_jax.move(maze, p[seed], d[seed], draws[seed], strict))
 
 
-@pytest.mark.parametrize("name", ["square_d", "square_tree", "square_large"])
-def test_strict_rollout_in_one_scan_stays_in_the_maze(name):
+def test_strict_rollout_in_one_scan_stays_in_the_maze():
+    name = "square_d"  # leaks there would end in its walled-off pockets
     maze = maze_jax.maze_arrays(name)
 
     @jax.jit
