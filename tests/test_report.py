@@ -234,7 +234,8 @@ def test_an_agent_keeps_its_colour_in_every_panel_and_figure(tmp_path, monkeypat
         for ax in fig.axes:
             for line in ax.get_lines():
                 label = line.get_label().split(" (")[0]
-                colours.setdefault(label, set()).add(tuple(line.get_color()))
+                colours.setdefault(label, set()).add((tuple(line.get_color()),
+                                                      line.get_linestyle()))
         real_save(plt, fig, path)
 
     monkeypatch.setattr(report, "_save", capture)
@@ -243,4 +244,34 @@ def test_an_agent_keeps_its_colour_in_every_panel_and_figure(tmp_path, monkeypat
     assert all(len(used) == 1 for used in colours.values()), colours
     assert len({next(iter(colours[a])) for a in ("ddpg", "edp", "random")}) == 3
     # the independent check: before the fix, the second maze's `random` took edp's colour
-    assert colours["random"] == {report.label_colors(["ddpg", "edp", "random"])["random"]}
+    style = report.label_styles(["ddpg", "edp", "random"])["random"]
+    assert colours["random"] == {(style["color"], style["linestyle"])}
+
+
+def test_twelve_agents_get_twelve_clearly_different_lines(tmp_path, monkeypatch):
+    """Lines that share a dash pattern differ in hue by a visible RGB distance; the legend is
+    drawn in a panel without curves."""
+    import edp.report as report
+
+    names = [f"agent{i:02d}" for i in range(12)]
+    styles = report.label_styles(names)
+    looks = {(s["color"], s["linestyle"]) for s in styles.values()}
+    assert len(looks) == 12
+    for a, b in itertools.combinations(styles.values(), 2):
+        if a["linestyle"] == b["linestyle"]:
+            assert np.linalg.norm(np.subtract(a["color"][:3], b["color"][:3])) > 0.2
+    runs = [report.Run(tmp_path, "maze/square_a", name, 0, 100, [0.1, 0.1 * i], "pretrain", True)
+            for i, name in enumerate(names)]
+    legends = []
+
+    def capture(plt, fig, path):
+        legends.extend((ax.get_legend(), len(ax.get_lines())) for ax in fig.axes
+                       if ax.get_legend() is not None)
+        real_save(plt, fig, path)
+
+    real_save = report._save
+    monkeypatch.setattr(report, "_save", capture)
+    report.plot_coverage_curves(runs, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    [(legend, lines)] = legends
+    assert lines == 0 and len(legend.get_texts()) == 12
