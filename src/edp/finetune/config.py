@@ -72,6 +72,9 @@ class FinetuneConfig:
     """Mazes: forbid the reference's corner leaks through walls."""
     quiet: bool = False
     """Do not print progress lines."""
+    wandb_project: str | None = None
+    """Also log metrics.jsonl to this W&B project (needs the `wandb` extra: pip install
+    'edp[wandb]'; WANDB_MODE=offline logs under <run>/wandb/)."""
     ddpg: DDPGConfig = field(default_factory=lambda: DDPGConfig(update_every=2))
     """DDPG (method ddpg): taken from the snapshot's backbone, updated every 2 env steps."""
     edp: EDPFinetuneConfig = field(default_factory=EDPFinetuneConfig)
