@@ -1,6 +1,6 @@
 """The `edp finetune` configuration and its presets.
 
-URLB protocol (spec/urlb.md section 4.3): a fresh replay, 4,000 seed frames, one DDPG update
+URLB protocol (docs/urlb.md §4.3): a fresh replay, 4,000 seed frames, one DDPG update
 every 2 env steps, a deterministic evaluation every 10,000 frames (frame 0 included) and
 100,000 frames in all. A fine-tuned Gaussian actor keeps the snapshot's architecture; so does
 the diffusion policy of the diffusion methods.
