@@ -164,8 +164,9 @@ def test_disagreement_is_zero_when_members_agree_and_the_unbiased_variance_other
 
 
 def numpy_pbe(x, k, rms_stats=None, clip=0.0):
-    """Spec 0.7 by brute force: all pairwise distances, k smallest (self included), optional
-    division by the running mean after merging all B*k values, clip, mean, log(1 + .)."""
+    """docs/baselines.md §0.7 by brute force: all pairwise distances, k smallest (self
+    included), optional division by the running mean after merging all B*k values, clip, mean,
+    log(1 + .)."""
     d = np.sort(np.linalg.norm(x[:, None] - x[None], axis=-1), axis=1)[:, :k]
     if rms_stats is not None:
         mean, var, count = rms_stats

@@ -1,4 +1,4 @@
-"""Diffusion fine-tuning methods (spec/method.md §3.5, §6.4-6.8): the IQL critic, the CEP loss,
+"""Diffusion fine-tuning methods (docs/method.md §6.3-6.8): the IQL critic, the CEP loss,
 EDP's energy + distillation on a bandit with a known answer, and each method's improvement.
 
 The bandit: one fixed state, a 1-D action, a pre-trained policy pi_pre = 0.5 N(-0.6, 0.2^2) +

@@ -1,4 +1,4 @@
-"""Point mazes against spec/maze.md: walls (§3), dynamics (§4), areas (§5.3), vectors (§9)."""
+"""Point mazes against docs/mazes.md: walls (§3), dynamics (§4), areas (§5.3), vectors (§9)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from edp.envs.maze import (
     move,
 )
 
-# name: (unit walls, bounds, maze cells, enclosed area A_wall), spec §3.0 and §5.3
+# name: (unit walls, bounds, maze cells, enclosed area A_wall), docs/mazes.md §3.0 and §5.3
 EXPECTED = {
     "square_a": (36, (-0.5, 4.5, -4.5, 0.5), 17, 17),
     "square_b": (36, (-0.5, 4.5, -4.5, 0.5), 17, 17),
@@ -32,7 +32,7 @@ EXPECTED = {
     "square_corridor": (24, (-5.5, 5.5, -0.5, 0.5), 11, 11),
 }
 
-# spec §4.7: open intervals of the reset position, x_lo, x_hi, y_lo, y_hi
+# docs/mazes.md §4.7: open intervals of the reset position, x_lo, x_hi, y_lo, y_hi
 START_RANGES = {
     "square_a": (-0.45, 0.45, -0.5, 0.45),
     "square_b": (-0.45, 0.45, -0.5, 0.45),
@@ -49,14 +49,15 @@ REPULSION = 0.005
 
 class ConstantRng:
     """Stands in for the Generator given to `move`: every U is 0.5, so each repulsion is 0.005
-    (the fixed value of the spec's test vectors) and results can be compared exactly."""
+    (the fixed value of the test vectors of docs/mazes.md §9) and results can be compared
+    exactly."""
 
     def random(self, size=None):
         return np.full(size, 0.5)
 
 
 def _move_scalar(maze, p, d, repulsion, depth=0):
-    """Spec §4.3 written out literally on the wall set: an independent check of `move`."""
+    """docs/mazes.md §4.3 written out literally on the wall set: an independent check of `move`."""
     (cx, cy), (dx, dy) = p, d
     hits = []
     for c, dc, side in ((cx, dx, "right" if dx > 0 else "left"),
@@ -159,7 +160,7 @@ def test_inside_maze_agrees_with_cell_set():
 
 # --- move ------------------------------------------------------------------------------------
 
-VECTORS = [  # spec §9 item 2, repulsion 0.005
+VECTORS = [  # docs/mazes.md §9, repulsion 0.005
     ("square_a", (0, 0), (0.3, -0.2), (0.3, -0.2)),
     ("square_a", (0.2, 0), (0.6, 0), (0.495, 0)),
     ("square_a", (0, 0.2), (0, 0.5), (0, 0.495)),
@@ -179,7 +180,7 @@ def test_move_vectors(name, start, action, expected):
     np.testing.assert_allclose(out[0], expected, atol=1e-6)
 
 
-LEAKS = [  # spec §4.4
+LEAKS = [  # docs/mazes.md §4.4
     ("square_d", (-0.48178, -0.36844), (-0.134092, -0.968655), (-0.6159, -1.3370)),
     ("square_tree", (0.0625, -1.7585), (0.927167, 0.547636), (0.9897, -1.2109)),
 ]

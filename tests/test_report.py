@@ -1,4 +1,5 @@
-"""`edp report`: rliable's aggregates checked against brute force, and the report files."""
+"""`edp report`: the aggregates checked against brute force and against rliable, and the report
+files."""
 
 import itertools
 import json
@@ -72,13 +73,45 @@ def test_stratified_bootstrap_resamples_within_tasks_and_shrinks_with_more_runs(
     for runs in (5, 80):
         tasks = [rng.normal(mu, 0.3, runs) for mu in (0.2, 0.5, 0.9)]
         for statistic in (iqm, mean_of_means, median_of_means, optimality_gap):
-            point, low, high = stratified_interval(statistic, (tasks,), 1000)
+            point, low, high = stratified_interval(statistic, (tasks,), 300)
             assert low <= point <= high
         widths.append(high - low)
     assert widths[1] < widths[0] / 2
     xs, ys = [rng.normal(1, 1, 10)], [rng.normal(0, 1, 10)]
-    point, low, high = stratified_interval(probability_of_improvement, (xs, ys), 1000)
+    point, low, high = stratified_interval(probability_of_improvement, (xs, ys), 300)
     assert 0.5 < point and low <= point <= high <= 1
+
+
+def test_statistics_equal_rliables_on_a_runs_by_tasks_matrix():
+    from rliable import metrics
+
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(0, 1.3, (5, 3)), rng.uniform(0, 1.3, (4, 3))  # runs x tasks, as rliable
+    y[:, 1] = np.round(y[:, 1], 1)
+    x[:2, 1] = y[:2, 1]  # ties
+    tasks = list(x.T)
+    assert iqm(tasks) == pytest.approx(metrics.aggregate_iqm(x), abs=1e-12)
+    assert mean_of_means(tasks) == pytest.approx(metrics.aggregate_mean(x), abs=1e-12)
+    assert median_of_means(tasks) == pytest.approx(metrics.aggregate_median(x), abs=1e-12)
+    assert optimality_gap(tasks) == pytest.approx(metrics.aggregate_optimality_gap(x), abs=1e-12)
+    assert probability_of_improvement(tasks, list(y.T)) == pytest.approx(
+        metrics.probability_of_improvement(x, y), abs=1e-12)
+
+
+def test_rliable_interval_agrees_with_a_numpy_stratified_bootstrap():
+    """The independent computation: resample each task's runs with NumPy, percentile of IQM."""
+    rng = np.random.default_rng(5)
+    tasks = [rng.normal(mu, 0.2, runs) for mu, runs in ((0.3, 6), (0.6, 4), (0.9, 8))]
+    resamples = 4000
+    draws = [[t[rng.integers(0, len(t), len(t))] for t in tasks] for _ in range(resamples)]
+    low, high = np.percentile([iqm(d) for d in draws], [2.5, 97.5])
+    state = np.random.get_state()
+    point, rl_low, rl_high = stratified_interval(iqm, (tasks,), resamples, seed=1)
+    assert np.random.get_state()[1].tolist() == state[1].tolist()  # global stream untouched
+    assert point == iqm(tasks)
+    assert rl_low == pytest.approx(low, abs=0.02) and rl_high == pytest.approx(high, abs=0.02)
+    assert stratified_interval(iqm, (tasks,), 200, seed=1) == stratified_interval(
+        iqm, (tasks,), 200, seed=1)
 
 
 def test_statistics_broadcast_over_leading_axes():
@@ -234,7 +267,8 @@ def test_an_agent_keeps_its_colour_in_every_panel_and_figure(tmp_path, monkeypat
         for ax in fig.axes:
             for line in ax.get_lines():
                 label = line.get_label().split(" (")[0]
-                colours.setdefault(label, set()).add(tuple(line.get_color()))
+                colours.setdefault(label, set()).add((tuple(line.get_color()),
+                                                      line.get_linestyle()))
         real_save(plt, fig, path)
 
     monkeypatch.setattr(report, "_save", capture)
@@ -243,4 +277,34 @@ def test_an_agent_keeps_its_colour_in_every_panel_and_figure(tmp_path, monkeypat
     assert all(len(used) == 1 for used in colours.values()), colours
     assert len({next(iter(colours[a])) for a in ("ddpg", "edp", "random")}) == 3
     # the independent check: before the fix, the second maze's `random` took edp's colour
-    assert colours["random"] == {report.label_colors(["ddpg", "edp", "random"])["random"]}
+    style = report.label_styles(["ddpg", "edp", "random"])["random"]
+    assert colours["random"] == {(style["color"], style["linestyle"])}
+
+
+def test_twelve_agents_get_twelve_clearly_different_lines(tmp_path, monkeypatch):
+    """Lines that share a dash pattern differ in hue by a visible RGB distance; the legend is
+    drawn in a panel without curves."""
+    import edp.report as report
+
+    names = [f"agent{i:02d}" for i in range(12)]
+    styles = report.label_styles(names)
+    looks = {(s["color"], s["linestyle"]) for s in styles.values()}
+    assert len(looks) == 12
+    for a, b in itertools.combinations(styles.values(), 2):
+        if a["linestyle"] == b["linestyle"]:
+            assert np.linalg.norm(np.subtract(a["color"][:3], b["color"][:3])) > 0.2
+    runs = [report.Run(tmp_path, "maze/square_a", name, 0, 100, [0.1, 0.1 * i], "pretrain", True)
+            for i, name in enumerate(names)]
+    legends = []
+
+    def capture(plt, fig, path):
+        legends.extend((ax.get_legend(), len(ax.get_lines())) for ax in fig.axes
+                       if ax.get_legend() is not None)
+        real_save(plt, fig, path)
+
+    real_save = report._save
+    monkeypatch.setattr(report, "_save", capture)
+    report.plot_coverage_curves(runs, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    [(legend, lines)] = legends
+    assert lines == 0 and len(legend.get_texts()) == 12

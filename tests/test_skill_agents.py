@@ -96,7 +96,7 @@ def test_update_compiles_once_and_the_backbone_sees_the_skill(name):
     state2, metrics = a.update(state1, batches[1], KEY(2))
     assert a._update._cache_size() == 1
     assert all(np.isfinite(float(v)) for v in metrics.values())
-    # actor on [s, z], critic trunk on [s, z, a] (spec 0.3)
+    # actor on [s, z], critic trunk on [s, z, a] (docs/baselines.md §0.3)
     d = 2 + a.meta_dim
     assert state0.backbone.actor["trunk"]["Dense_0"]["kernel"].shape == (d, 32)
     assert state0.backbone.critic["trunk"]["Dense_0"]["kernel"].shape == (d + 2, 32)

@@ -1,6 +1,6 @@
 """URLB environments: task table, wrapper behaviour, custom rewards, variants, seeding.
 
-Expected numbers come from spec/urlb.md §7 (the original URLB/ExDM task code). Full-episode
+Expected numbers come from docs/urlb.md §7 (the original URLB/ExDM task code). Full-episode
 returns are the "NEW" ones (dm_control 1.0.50, mujoco 3.17), the versions pyproject pins.
 """
 
@@ -25,16 +25,16 @@ DIMS = {  # obs dim, action dim, steps per episode
     "cheetah": (17, 6, 1000),
     "hopper": (15, 4, 1000),
 }
-JACO_TEST_ACTION = (0, -0.5, 0, 0, 0, -0.5, 0, 0, 0)  # spec §7.5 sequence J
+JACO_TEST_ACTION = (0, -0.5, 0, 0, 0, -0.5, 0, 0, 0)  # docs/urlb.md §7.5 sequence J
 
 
 def sine_actions(step: int, dim: int) -> np.ndarray:
-    """Spec §7.5 sequence S: a_k[j] = sin(0.1 k + 0.5 j)."""
+    """docs/urlb.md §7.5 sequence S: a_k[j] = sin(0.1 k + 0.5 j)."""
     return np.sin(0.1 * step + 0.5 * np.arange(dim)).astype(np.float32)
 
 
 def rollout(env: URLBEnv, sequence: str) -> np.ndarray:
-    """Rewards of one full episode of copy 0 under a spec §7.5 action sequence."""
+    """Rewards of one full episode of copy 0 under a docs/urlb.md §7.5 action sequence."""
     env.reset()
     rewards = []
     for k in range(env.episode_length):
@@ -120,7 +120,8 @@ def test_dims_and_default_episode_length(domain):
     ("hopper_flip_backward", 14, "S", 2.8285),
 ])
 def test_full_episode_returns_match_reference(name, seed, sequence, expected):
-    """Whole wrapper stack: seeding, reset, action scaling, reward and length (spec §7.5)."""
+    """Whole wrapper stack: seeding, reset, action scaling, reward and length (docs/urlb.md
+    §7.5)."""
     rewards = rollout(URLBEnv(f"urlb/{name}", seed=seed), sequence)
     assert len(rewards) == DIMS[name.split("_")[0]][2]
     assert rewards.sum() == pytest.approx(expected, abs=1e-4)
@@ -202,7 +203,7 @@ def test_stock_tasks_equal_dm_control(name):
     np.testing.assert_allclose(step.observation[0], expected_obs, rtol=1e-4, atol=1e-4)
 
 
-# --- rewards at hand-set states (spec §7.2, §7.4) -------------------------------------------------
+# --- rewards at hand-set states (docs/urlb.md §7.2, §7.4) -----------------------------------------
 
 
 def reward_at(name: str, qpos: dict | None = None, qvel: dict | None = None) -> float:

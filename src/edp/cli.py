@@ -8,6 +8,7 @@ read first and the preset's values become the defaults that other flags override
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -90,6 +91,8 @@ def _run(run_fn, cfg, resume_dir: Path | None = None) -> int:
     from edp.checkpoint import CheckpointError
     from edp.loop import NonFiniteError
 
+    if cfg.wandb_project and importlib.util.find_spec("wandb") is None:
+        return _fail("--wandb-project needs W&B: pip install 'edp[wandb]'")
     try:
         result = run_fn(cfg, resume_dir)
     except (ConfigError, OSError, CheckpointError, NonFiniteError) as exc:

@@ -78,6 +78,9 @@ class PretrainConfig:
     """Mazes: forbid the reference's corner leaks through walls (default keeps them)."""
     quiet: bool = False
     """Do not print progress lines."""
+    wandb_project: str | None = None
+    """Also log metrics.jsonl to this W&B project (needs the `wandb` extra: pip install
+    'edp[wandb]'; WANDB_MODE=offline logs under <run>/wandb/)."""
     ddpg: DDPGConfig = field(default_factory=DDPGConfig)
     """DDPG backbone of every learning agent (its seed phase follows --seed-frames)."""
     edp: EDPConfig = field(default_factory=EDPConfig)

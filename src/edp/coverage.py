@@ -1,4 +1,4 @@
-"""Maze state-coverage metric (spec/maze.md section 5) and its figure.
+"""Maze state-coverage metric (docs/mazes.md §5) and its figure.
 
 Coverage after an episode = visited bins / (G_x * G_y * A_wall / A_full), over every stored
 observation of every episode so far, in chronological order. Bins come from the maze's bounding

@@ -3,7 +3,7 @@
 Everything here is a pure JAX function of arrays and a `score_fn`, so it jits, vmaps and
 differentiates; networks, parameters and dropout RNGs stay with the caller.
 
-Conventions (spec/method.md §2 and §4):
+Conventions (docs/method.md §2 and §4):
   * continuous time t in [0, 1], linear beta schedule beta_0 = 0.1, beta_1 = 20;
   * x_t = alpha_t x_0 + sigma_t z with alpha_t^2 + sigma_t^2 = 1;
   * every network predicts the *score*; the solver uses eps = -sigma_t * score.
@@ -77,8 +77,9 @@ def dsm_loss_per_sample(score_fn: ScoreFn, x0: jax.Array, key: jax.Array,
     x0 is (B, D), cond (B, C) or None; t ~ U(1e-3, 1) and z ~ N(0, I) are drawn per sample.
 
     With `num_draws` = K > 1 each sample gets K independent (t, z) draws, averaged: the
-    Monte-Carlo intrinsic reward of spec §5.3. The K draws are one batched network call of size
-    B*K (so a train-mode `score_fn` also draws independent dropout masks per draw).
+    Monte-Carlo intrinsic reward of docs/method.md §5.3. The K draws are one batched network
+    call of size B*K (so a train-mode `score_fn` also draws independent dropout masks per
+    draw).
     """
     if num_draws < 1:
         raise ValueError(f"num_draws must be >= 1, got {num_draws}")
@@ -122,7 +123,7 @@ def dpm_solver_pp(score_fn: ScoreFn, x_T: jax.Array, cond: jax.Array | None = No
                   steps: int = 15, guidance_fn: GuidanceFn | None = None) -> jax.Array:
     """Solve the probability-flow ODE from t = 1 (x_T) to T_END_SAMPLE with DPM-Solver++.
 
-    Reference configuration (spec §4): data prediction, singlestep, order 2, `steps` NFE on a
+    As the reference (docs/method.md §4): data prediction, singlestep, order 2, `steps` NFE on a
     time-uniform grid of `steps` + 1 points t_0 = 1 > ... > t_steps = 1e-3. A second-order step
     spans two grid intervals and evaluates its intermediate point on the middle grid point
     (r1 = (lambda(t_{i+1}) - lambda(t_i)) / h, not a fixed 0.5); first-order steps (DDIM) span

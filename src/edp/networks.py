@@ -1,4 +1,4 @@
-"""Flax modules of the diffusion side of EDP (spec/method.md §3.3-3.5).
+"""Flax modules of the diffusion side of EDP (docs/method.md §3).
 
 Initialisation: every Dense layer here uses PyTorch's nn.Linear default (kernel and bias
 ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))), because the reference nets are plain nn.Linear and the
@@ -91,7 +91,8 @@ class MLP(nn.Module):
 
 
 class MLPResNet(nn.Module):
-    """IDQL-style residual MLP (spec §3.3): in-projection, pre-LN blocks, Mish, out-projection.
+    """IDQL-style residual MLP (docs/method.md §3.3): in-projection, pre-LN blocks, Mish,
+    out-projection.
 
     Block: Dropout -> LayerNorm -> Dense(expansion * hidden) -> Mish -> Dense(hidden), added to
     the block input. Dropout is active only with `train=True` (needs a 'dropout' RNG).
@@ -127,7 +128,8 @@ class ScoreTimeCode(nn.Module):
 
 
 class StateScoreNet(nn.Module):
-    """Score s_phi(x_t, t) of the state-visitation distribution (spec §3.3): (..., S) -> (..., S).
+    """Score s_phi(x_t, t) of the state-visitation distribution (docs/method.md §3.3):
+    (..., S) -> (..., S).
 
     Input order: concat[x_t, time code].
     """
@@ -148,7 +150,7 @@ class StateScoreNet(nn.Module):
 
 
 class ActionScoreNet(nn.Module):
-    """Diffusion policy score s_theta(a_t, t | s) (spec §3.4): (..., A) -> (..., A).
+    """Diffusion policy score s_theta(a_t, t | s) (docs/method.md §3.4): (..., A) -> (..., A).
 
     Input order: concat[noisy action, state, time code].
     """
@@ -170,7 +172,7 @@ class ActionScoreNet(nn.Module):
 
 
 class GuidanceEnergy(nn.Module):
-    """Time-dependent energy f_psi(x_t, t, s) (GuidanceQt, spec §3.5): returns (...,).
+    """Time-dependent energy f_psi(x_t, t, s) (GuidanceQt, docs/method.md §3.5): returns (...,).
 
     Time code Fourier(32, scale 30) -> Dense(32) (no activation); SiLU MLP on
     concat[x_t, time code, state]. Its x-gradient is the sampler's guidance.

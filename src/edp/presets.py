@@ -1,6 +1,6 @@
 """Named presets: the defaults of a run, given the preset name, environment and agent.
 
-`paper` reproduces the reference's hyper-parameters (spec/method.md sections 5.4, 5.5; URLB's
+`paper` reproduces the reference's hyper-parameters (docs/method.md §5.4; URLB's
 DDPG for the plain `ddpg` baseline). `fast` is sized for a 2-core CPU while keeping the
 method's behaviour; benchmarks/coverage measures that it still out-explores the baselines.
 """
@@ -12,7 +12,7 @@ import dataclasses
 from edp.config import PRESETS, ConfigError, PretrainConfig
 
 # Reference per-domain EDP settings (K reward draws, score_train_iter); cheetah's are missing in
-# the reference config, 10 and 1 mirror quadruped/walker (design.md, method decision 6).
+# the reference config, 10 and 1 mirror quadruped/walker (docs/architecture.md §4, decision 6).
 URLB_EDP = {"walker": (50, 1), "quadruped": (10, 1), "jaco": (1, 1), "hopper": (20, 2),
             "cheetah": (10, 1)}
 MAZE_EDP = (20, 5)

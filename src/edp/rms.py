@@ -1,7 +1,7 @@
 """Running mean/variance of a scalar stream (URLB `RMS`), as a pytree for jitted agents.
 
 State starts at mean 0, variance 1, count 1e-4; each batch is merged with the parallel-variance
-formula using the *unbiased* batch variance (spec/baselines.md section 0.6). Intrinsic rewards
+formula using the *unbiased* batch variance (docs/baselines.md §0.6). Intrinsic rewards
 are divided by sqrt(var) (EDP, RND) or by the mean (kNN rewards).
 """
 

@@ -1,4 +1,5 @@
-"""Where metrics go: metrics.jsonl, eval.csv, TensorBoard, and a progress line on stderr.
+"""Where metrics go: metrics.jsonl, eval.csv, TensorBoard, optionally W&B, and a progress line
+on stderr.
 
 Only this module and the loop touch files; agents return plain dicts of scalars.
 """
@@ -9,6 +10,7 @@ import csv
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -43,6 +45,10 @@ class Sinks:
             self._csv.writeheader()
         purge = None if resume_frame is None else resume_frame + 1
         self._tb = SummaryWriter(str(run_dir), flush_secs=30, purge_step=purge)
+        config_path = run_dir / "config.json"
+        config = json.loads(config_path.read_text())["config"] if config_path.is_file() else {}
+        project = config.get("wandb_project")
+        self._wandb = WandbMirror(run_dir, project, config) if project else None
 
     def log(self, frame: int, phase: str, scalars: dict[str, float]) -> None:
         record = {"frame": frame, "phase": phase, **scalars}
@@ -50,6 +56,8 @@ class Sinks:
         for key, value in scalars.items():
             if math.isfinite(value):
                 self._tb.add_scalar(f"{phase}/{key}", value, frame)
+        if self._wandb is not None:
+            self._wandb.log(frame, phase, scalars)
 
     def log_eval(self, frame: int, row: dict[str, float]) -> None:
         self._csv.writerow({"frame": frame, **row})
@@ -59,6 +67,31 @@ class Sinks:
         self._jsonl.close()
         self._csv_file.close()
         self._tb.close()
+        if self._wandb is not None:
+            self._wandb.close()
+
+
+class WandbMirror:
+    """Every metrics.jsonl record, also sent to a W&B run of `project` (the run's
+    `--wandb-project`; the optional `wandb` extra). Keys are <phase>/<metric>, plotted against
+    `frame`. The W&B run's id is derived from the run directory, so a resumed run continues it;
+    W&B keeps what the stopped run logged after its last checkpoint, which metrics.jsonl drops.
+    WANDB_MODE=offline writes it under <run>/wandb/ for a later `wandb sync`."""
+
+    def __init__(self, run_dir: Path, project: str, config: dict):
+        import wandb
+
+        run_id = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(run_dir.parts[-4:]))
+        self._run = wandb.init(project=project, id=run_id, name=run_id, resume="allow",
+                               dir=str(run_dir), config=config)
+        self._run.define_metric("frame")
+        self._run.define_metric("*", step_metric="frame")
+
+    def log(self, frame: int, phase: str, scalars: dict[str, float]) -> None:
+        self._run.log({"frame": frame, **{f"{phase}/{k}": v for k, v in scalars.items()}})
+
+    def close(self) -> None:
+        self._run.finish()
 
 
 def _complete_lines(path: Path) -> list[str]:

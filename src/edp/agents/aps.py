@@ -1,4 +1,4 @@
-"""APS: successor features with a particle-entropy reward (spec/baselines.md section 8).
+"""APS: successor features with a particle-entropy reward (docs/baselines.md §8).
 
 The skill is a task vector w, uniform on the unit sphere of R^sf_dim, drawn at every reset and
 whenever the env step count is a multiple of update_task_every_step. The critic is a
@@ -9,8 +9,8 @@ Q_j = <w, psi_j>; the actor is the usual one on [s, w]. Each iteration, on one b
      -mean <w, normalize(phi(s+))>;
   2. reward under the updated phi, e = phi(s+) unnormalised: r = r_ent + r_sf with
      r_sf = <w, normalize(e)> (how far s+ lies along the task in feature space) and
-     r_ent = PBE(e) (spec 0.7: kNN among the batch's e, k 12 with the self-distance, divided by
-     the running mean, clip 1e-4, log(1 + mean));
+     r_ent = PBE(e) (docs/baselines.md §0.7: kNN among the batch's e, k 12 with the
+     self-distance, divided by the running mean, clip 1e-4, log(1 + mean));
   3. the DDPG iteration with r.
 
 Fine-tuning (`finetune_skills`, `TaskRegression`): a random task every update_task_every_step

@@ -1,4 +1,4 @@
-"""APT: particle-based entropy of a representation (spec/baselines.md section 4).
+"""APT: particle-based entropy of a representation (docs/baselines.md §4).
 
 `apt` is URLB's APT, i.e. ICM-APT (§4a; url_benchmark #15). Each iteration, on one batch:
   1. one Adam step of the ICM module in representation space: phi = Lin -> LN -> tanh (rep_dim),
@@ -57,7 +57,7 @@ class APTConfig:
     knn_clip: float = 0.0
     """Subtract this from the (normalised) distances, floor 0; < 0 disables (state-APT: 1e-4)."""
     knn_on_next: bool = False
-    """Score s+ against the batch's s+ instead of s against s (spec 4c)."""
+    """Score s+ against the batch's s+ instead of s against s (docs/baselines.md §4c)."""
 
     def check(self) -> None:
         check_fields("apt", self, [

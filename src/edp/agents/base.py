@@ -10,7 +10,7 @@ A batch is a dict of arrays with a leading `iters` axis, one slice per gradient 
 where reward is the n-step discounted extrinsic return and discount the bootstrap discount
 (gamma^n times environment discounts).
 
-Skills ("meta", spec/baselines.md section 0.5). An agent whose actor and critic also see a
+Skills ("meta", docs/baselines.md §0.5). An agent whose actor and critic also see a
 skill or task vector z (DIAYN, SMM, APS, CIC) has `meta_dim > 0` and the three members of
 `SkillAgent`; every other agent has none of them and the loop treats it exactly as before. For a
 skill agent the loop:
@@ -21,7 +21,8 @@ skill agent the loop:
   * stores z in the replay as the per-step field "meta", so batches carry
     meta (iters, B, meta_dim); the agent appends it to observation and next_observation itself.
     As in URLB the z stored with step t is the one stored *with observation t*: the reset draw
-    at t = 0, else the z that chose the action of step t - 1 (stale at a resample, spec 0.5);
+    at t = 0, else the z that chose the action of step t - 1 (stale at a resample,
+    docs/baselines.md §0.5);
   * evaluates with one `init_meta` draw per evaluation round, shared by all its episodes.
 `init_meta` and `update_meta` are deterministic in (state, key, step), so resuming at an episode
 boundary (where checkpoints are taken) redraws exactly the same skills.

@@ -1,4 +1,4 @@
-"""CIC: contrastive intrinsic control (spec/baselines.md section 9, CIC repo).
+"""CIC: contrastive intrinsic control (docs/baselines.md §9, CIC repo).
 
 Skills z are uniform in [0, 1]^skill_dim, drawn at every reset and whenever the env step count is
 a multiple of update_skill_every_step; the actor and critic see [s, z]. Each iteration, on one

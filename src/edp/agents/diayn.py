@@ -1,5 +1,5 @@
 """DIAYN: skills a discriminator can tell apart from the states they reach
-(spec/baselines.md section 7).
+(docs/baselines.md §7).
 
 Skills are one-hot of size skill_dim, drawn uniformly at every reset and whenever the env step
 count is a multiple of update_skill_every_step; the actor and critic see [s, z]. Each iteration,

@@ -1,4 +1,4 @@
-"""Disagreement: novelty as the spread of an ensemble of forward models (spec/baselines.md §3).
+"""Disagreement: novelty as the spread of an ensemble of forward models (docs/baselines.md §3).
 
 Each iteration, on one batch (s, a, s+) with s+ the observation 3 steps ahead:
   1. one Adam step on the mean over batch and members of ||s+ - f_m(s, a)|| (every member on the

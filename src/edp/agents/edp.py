@@ -1,4 +1,4 @@
-"""EDP reward-free pre-training (spec/method.md section 5).
+"""EDP reward-free pre-training (docs/method.md §5).
 
 Each learning call runs `updates_per_step` iterations, each on a fresh batch (lax.scan):
   1. one denoising (BC) step of the diffusion policy s_theta(a_t, t | s) on the batch's (s, a);

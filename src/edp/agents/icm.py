@@ -1,4 +1,4 @@
-"""ICM: curiosity as the error of a learned forward model (spec/baselines.md section 1).
+"""ICM: curiosity as the error of a learned forward model (docs/baselines.md §1).
 
 Each iteration, on one batch (s, a, s+) with s+ the observation 3 steps ahead:
   1. one Adam step on mean ||s+ - f(s, a)|| + mean ||a - g(s, s+)|| (plain L2 norms);

@@ -1,4 +1,4 @@
-"""What every intrinsic-reward agent on the DDPG backbone shares (spec/baselines.md section 0.2).
+"""What every intrinsic-reward agent on the DDPG backbone shares (docs/baselines.md §0.2).
 
 An agent subclasses `IntrinsicAgent` and writes `init` and `_update_once(state, batch, key)`:
 its auxiliary step(s), then its intrinsic reward under the just-updated parameters, then

@@ -1,4 +1,4 @@
-"""k-nearest-neighbour particle rewards (spec/baselines.md section 0.7, `PBE`).
+"""k-nearest-neighbour particle rewards (docs/baselines.md §0.7, `PBE`).
 
 `knn_distances` gives each query's k smallest Euclidean distances to a set of points, ascending.
 With `same=True` the queries *are* the points, and each row's self-distance is exactly 0 (the

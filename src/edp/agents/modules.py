@@ -1,4 +1,4 @@
-"""Building blocks shared by the URL baseline agents (spec/baselines.md section 0).
+"""Building blocks shared by the URL baseline agents (docs/baselines.md §0).
 
 Every extra network of the baselines is an orth-init MLP (URLB `weight_init`: orthogonal weights
 with gain 1, zero biases), except the Disagreement ensemble (`edp.networks.MLP`, PyTorch's

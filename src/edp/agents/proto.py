@@ -1,5 +1,5 @@
 """ProtoRL: prototypical representation and a kNN reward against a candidate queue
-(spec/baselines.md section 5).
+(docs/baselines.md §5).
 
 Each iteration, on one batch (s, a, s+) with s+ the observation 3 steps ahead:
   1. renormalise the prototypes C (num_protos unit rows), then one Adam step of the predictor h,

@@ -1,4 +1,4 @@
-"""RND: novelty as the error of predicting a frozen random network (spec/baselines.md section 2).
+"""RND: novelty as the error of predicting a frozen random network (docs/baselines.md §2).
 
 Each iteration, on the batch's current observations s (not s+):
   1. normalise s per feature with the *batch's* mean and biased variance (eps 1e-5), no affine,

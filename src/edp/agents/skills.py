@@ -1,4 +1,4 @@
-"""What the skill agents (SMM, DIAYN, APS, CIC) share (spec/baselines.md sections 0.5, 0.8).
+"""What the skill agents (SMM, DIAYN, APS, CIC) share (docs/baselines.md §0.5, §0.8).
 
 A `SkillSchedule` is a skill prior and its resampling rule: z is drawn at every episode reset
 and again whenever the env step count is a multiple of `every` (0: only at resets), from a
@@ -99,7 +99,8 @@ def append_skill(batch: Batch) -> Batch:
 
 
 class SkillAgent(IntrinsicAgent):
-    """An intrinsic agent whose actor and critic also see the skill (spec 0.3, 0.5)."""
+    """An intrinsic agent whose actor and critic also see the skill (docs/baselines.md §0.3,
+    §0.5)."""
 
     def __init__(self, skills: SkillSchedule, backbone: ddpg.DDPGConfig, obs_dim: int,
                  action_dim: int):
@@ -146,7 +147,8 @@ class SkillFinetuneState(struct.PyTreeNode):
 
 class SkillFinetuneAgent:
     """DDPG on the extrinsic reward with the skill appended to the actor's and critic's inputs
-    (URLB fine-tuning runs the skill agent itself with reward_free=false, spec 0.8)."""
+    (URLB fine-tuning runs the skill agent itself with reward_free=false,
+    docs/baselines.md §0.8)."""
 
     def __init__(self, cfg: ddpg.DDPGConfig, nets: ddpg.DDPGNets, obs_dim: int, action_dim: int,
                  skills: SkillSchedule, name: str = "ddpg"):

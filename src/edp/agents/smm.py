@@ -1,9 +1,9 @@
-"""SMM: state marginal matching with latent skills (spec/baselines.md section 6).
+"""SMM: state marginal matching with latent skills (docs/baselines.md §6).
 
 Skills are one-hot of size z_dim, drawn uniformly at every episode reset and held for the
 whole episode, in pre-training and fine-tuning alike (the reference's inverted best-skill
-search is unreachable, spec 6); the actor and critic see [s, z]. Each iteration, on the
-batch's current states s (not s+) and skills z:
+search is unreachable, docs/baselines.md §6); the actor and critic see [s, z]. Each
+iteration, on the batch's current states s (not s+) and skills z:
   1. one Adam step (lr vae_lr) of a VAE over x = [s, z] (encoder Lin -> ReLU -> Lin -> ReLU to
      mu and logvar, decoder code -> Lin -> ReLU -> Lin -> ReLU -> Lin back to x; it rebuilds the
      skill too) on vae_beta * KL + mean squared reconstruction error;

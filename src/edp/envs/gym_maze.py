@@ -17,7 +17,7 @@ class MazeGymEnv(gymnasium.Env):
     convention for time limits (ExDM flags it as terminal; its learner ignores the flag).
 
     The action space is the maze's declared bound, yet actions are forwarded unclipped. By
-    default observations are unbounded because corner leaks (spec §4.4) can carry the point
+    default observations are unbounded because corner leaks (docs/mazes.md §4.4) can carry the point
     out of the maze's box; strict=True keeps it inside, so the box bounds the observations.
     """
 

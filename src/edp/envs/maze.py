@@ -1,4 +1,4 @@
-"""Point mazes: a kinematic 2-D point moving among unit walls (spec/maze.md §2-§4).
+"""Point mazes: a kinematic 2-D point moving among unit walls (docs/mazes.md §2-§4).
 
 `move` is the upstream collision rule batched over points (corner leaks included, so coverage
 numbers stay comparable); `MazeEnv` is the VecEnv built on it.
@@ -16,7 +16,7 @@ from edp.envs.base import Step
 from edp.envs.maze_layouts import LAYOUTS, Cell, Wall, unit_walls
 
 MAZE_NAMES: tuple[str, ...] = tuple(LAYOUTS)
-EPISODE_LENGTH = 50  # ExDM's horizon n (spec §1)
+EPISODE_LENGTH = 50  # ExDM's horizon n (docs/mazes.md §1)
 
 _PAD = 2  # wall-free cells around each grid: lookups near or past the border find no walls
 _PROBE = 0.999  # upstream looks up the cell "just before" a crossing at this fraction of it
@@ -110,8 +110,8 @@ def _flood(right: np.ndarray, up: np.ndarray, seed: Cell, allowed: np.ndarray) -
 def enclosed_area(maze: Maze) -> int:
     """Area the coverage metric divides by: bounding-box cells walled off from the outside.
 
-    This is what polygonizing the wall set measures (spec §5.1 step 3), enclosed pockets that
-    are not maze cells (square_d) included.
+    This is what polygonizing the wall set measures (docs/mazes.md §5.1 step 2), enclosed
+    pockets that are not maze cells (square_d) included.
     """
     outside = _flood(maze.right, maze.up, (0, 0), np.ones_like(maze.inside))
     return int(np.sum(_box_mask(outside.shape) & ~outside))
@@ -282,7 +282,7 @@ class MazeEnv:
         self._t: int | None = None  # steps taken this episode; None before the first reset
 
     def reset(self) -> np.ndarray:
-        """New episode: starts, then goals, drawn as spec §4.7; returns (N, 2) float32."""
+        """New episode: starts, then goals, drawn as docs/mazes.md §4.7; returns (N, 2) float32."""
         starts = np.tile(np.asarray(self.maze.start, np.float64), (self.num_envs, 1))
         if not self.fixed_start:
             starts = _sample_in_cells(self.maze, starts, _START_MARGIN, self.rng)

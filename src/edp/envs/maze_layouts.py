@@ -1,7 +1,7 @@
-"""Wall data of the point mazes, as the merged wall runs of spec/maze.md §3.
+"""Wall data of the point mazes, as merged wall runs (docs/mazes.md §3).
 
 Storing runs instead of the upstream segment recipe keeps each maze a few readable lines that
-can be checked against the spec's drawings; `unit_walls` expands them to the unit walls the
+can be checked against a drawing of the maze; `unit_walls` expands them to the unit walls the
 dynamics work with. Maze cells are not stored: they are whatever the start cell reaches.
 """
 
@@ -23,7 +23,7 @@ class Layout:
     goals: tuple[Cell, ...]  # goal squares; only the unused goal reward looks at them
     start: Cell = (0, 0)
     action_range: float = 0.95  # declared bound of the action spec; actions are not clipped
-    bin_width: float = 0.05  # coverage-grid bin width (spec §5.1 step 4)
+    bin_width: float = 0.05  # coverage-grid bin width (docs/mazes.md §5.1 step 3)
 
 
 def unit_walls(layout: Layout) -> frozenset[Wall]:

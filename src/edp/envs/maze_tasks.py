@@ -10,7 +10,7 @@ computed on the state after the step:
 
 where d is the maze distance to the goal (below) and `start` the centre of the start cell. So r
 is 1 at the goal, 0 at the start and anywhere farther from the goal than the start, and 0 for
-points leaked out of the maze (spec/maze.md §4.4). Why this reward:
+points leaked out of the maze (docs/mazes.md §4.4). Why this reward:
 
 * Dense, so that DDPG learns a task in ~20-50k frames on a CPU. A sparse in-radius reward at
   the far goals is almost never collected by an agent that has not already explored the whole
@@ -52,7 +52,7 @@ from edp.envs.maze import EPISODE_LENGTH, MAZE_NAMES, Maze, MazeEnv, get_maze, i
 from edp.envs.maze_layouts import Cell
 
 # Named goals (cell centres), chosen from the wall data: dead ends and corners far along the
-# maze from the start; the number is the path length from the start in cells (spec/maze.md §3).
+# maze from the start; the number is the path length from the start in cells (docs/mazes.md §3).
 GOALS: dict[str, dict[str, Cell]] = {
     "square_a": {
         "far_end": (4, 0),  # 12: the end of the U, upstream's goal square

@@ -158,7 +158,7 @@ class DiffusionFinetuneAgent:
     The constructor takes the pre-trained agent's policy network module (`EDPAgent.policy_net`):
     the fine-tuned policy has exactly its architecture. `init(key, pretrained_policy)` builds
     the state from the pre-trained `TrainedNet` (`EDPState.policy`); critics and energies are
-    fresh (spec §3.4). Learning is one jitted call (lax.scan over the batch's iters axis);
+    fresh (docs/method.md §3.5). Learning is one jitted call (lax.scan over the batch's iters axis);
     acting is one jitted call whatever `step` and `eval_mode` are.
 
     Evaluation modes beyond the paper's one sample (`eval_modes`, run by the loop when asked,

@@ -1,6 +1,6 @@
 """The `edp finetune` configuration and its presets.
 
-URLB protocol (spec/urlb.md section 4.3): a fresh replay, 4,000 seed frames, one DDPG update
+URLB protocol (docs/urlb.md §4.3): a fresh replay, 4,000 seed frames, one DDPG update
 every 2 env steps, a deterministic evaluation every 10,000 frames (frame 0 included) and
 100,000 frames in all. A fine-tuned Gaussian actor keeps the snapshot's architecture; so does
 the diffusion policy of the diffusion methods.
@@ -76,6 +76,9 @@ class FinetuneConfig:
     """Mazes: forbid the reference's corner leaks through walls."""
     quiet: bool = False
     """Do not print progress lines."""
+    wandb_project: str | None = None
+    """Also log metrics.jsonl to this W&B project (needs the `wandb` extra: pip install
+    'edp[wandb]'; WANDB_MODE=offline logs under <run>/wandb/)."""
     ddpg: DDPGConfig = field(default_factory=lambda: DDPGConfig(update_every=2))
     """DDPG (method ddpg): taken from the snapshot's backbone, updated every 2 env steps."""
     edp: EDPFinetuneConfig = field(default_factory=EDPFinetuneConfig)

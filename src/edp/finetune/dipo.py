@@ -1,4 +1,4 @@
-"""DIPO fine-tuning baseline (method `dipo`, spec/method.md §6.8).
+"""DIPO fine-tuning baseline (method `dipo`, docs/method.md §6.8).
 
 Action gradient: the batch's replay actions are improved by K = 20 Adam steps (lr 0.03,
 eps 1e-5) on -sum_b min(q1, q2)(s_b, a_b) with the online IQL q0, each gradient clipped to a

@@ -1,4 +1,4 @@
-"""Diffusion-QL fine-tuning baseline (method `dql`, spec/method.md §6.6).
+"""Diffusion-QL fine-tuning baseline (method `dql`, docs/method.md §6.6).
 
 Policy loss = BC-DSM on the replay actions + eta * L_Q, where L_Q differentiates the IQL q0
 (online, not the target) through actions sampled by the full unguided DPM-Solver++ chain of the

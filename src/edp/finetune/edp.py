@@ -1,4 +1,4 @@
-"""EDP fine-tuning (method `edp`, the reference's `ExDM`): spec/method.md §6.3-6.4.
+"""EDP fine-tuning (method `edp`, the reference's `ExDM`): docs/method.md §6.4.
 
 Target policy: pi_new(a|s) proportional to pi_pre(a|s) exp(alpha Q(s, a)), the maximiser of
 E_pi[Q] - KL(pi || pi_pre) / alpha. Its time-t score is the pre-trained score plus the gradient
@@ -15,7 +15,7 @@ One iteration on one batch (s, a, r, discount, s'), in the reference order:
   3. CEP negatives: M unguided samples per state from the (just-updated) fine-tuned net;
   4. IQL critic step (edp.finetune.iql);
   5. CEP step of f_psi with labels softmax_j(alpha min-twin q0_target(s, a_j)).
-Acting samples the fine-tuned net without guidance (design.md method decision 3).
+Acting samples the fine-tuned net without guidance (docs/architecture.md §4, decision 3).
 
 Label sharpness (beyond the paper, `standardise_q`, off by default). softmax(alpha Q) depends on
 the scale of Q, i.e. of the reward and of the discount: a critic whose Q varies by ~1 over a
@@ -27,11 +27,11 @@ in units of the state's own Q spread whatever the reward scale (the target is th
 pi_pre exp(alpha Q / sigma_Q(s)) up to the mean, a per-state temperature, with sigma_Q
 estimated on the negatives).
 
-Negatives (spec §10.4). CEP learns f_t(x) = log E[exp(alpha Q(a_0)) | x_t = x] under the law
-the negatives come from, and that is the right guidance for the pre-trained score only if the
-negatives come from pi_pre. The reference draws them from the fine-tuned policy (the default,
-`negatives_from="finetuned"`): exact at the start, where the two policies coincide, but its
-fixed point is not pi_pre exp(alpha Q). Integrating the probability-flow ODE with exact scores
+Negatives (docs/method.md §6.4). CEP learns f_t(x) = log E[exp(alpha Q(a_0)) | x_t = x]
+under the law the negatives come from, and that is the right guidance for the pre-trained score
+only if the negatives come from pi_pre. The reference draws them from the fine-tuned policy (the
+default, `negatives_from="finetuned"`): exact at the start, where the two policies coincide, but
+its fixed point is not pi_pre exp(alpha Q). Integrating the probability-flow ODE with exact scores
 and energies on a two-mode bandit (modes +-0.6, std 0.1, Q = 0.4 a, alpha 3) gives a right-mode
 mass of 0.81 for the target, 0.81 after the first round of the reference's iteration, and a
 fixed point of 0.75 after that (damped oscillation). `negatives_from="pretrained"` is exact
@@ -146,7 +146,7 @@ def cep_loss(logits: jax.Array, q_values: jax.Array, alpha: float, standardise: 
 
 
 def distillation_loss(student: jax.Array, target: jax.Array, sigma: jax.Array) -> jax.Array:
-    """mean_batch sum_dims sigma_t (student - target)^2 (weight sigma_t, spec §10.14)."""
+    """mean_batch sum_dims sigma_t (student - target)^2 (weight sigma_t, docs/method.md §6.4)."""
     return jnp.mean(sigma * jnp.sum((student - target) ** 2, axis=-1))
 
 

@@ -1,4 +1,4 @@
-"""IDQL fine-tuning baseline (method `idql`, spec/method.md §6.5).
+"""IDQL fine-tuning baseline (method `idql`, docs/method.md §6.5).
 
 The policy is the pre-trained diffusion policy kept up to date by plain behaviour cloning
 (one denoising step on the replay actions per iteration); the improvement comes only from

@@ -1,4 +1,4 @@
-"""The IQL critic shared by every diffusion fine-tuning method (spec/method.md §3.5).
+"""The IQL critic shared by every diffusion fine-tuning method (docs/method.md §6.3).
 
 A twin Q network q0 with an EMA target, and a state value V fitted by expectile regression on
 the target's min-twin Q of the *replay* actions (in-sample: no policy action is ever queried).
@@ -9,8 +9,8 @@ One iteration, in the reference order:
   3. EMA q0_target <- rate * q0 + (1 - rate) * q0_target.
 
 `discount` is the batch's n-step bootstrap discount (gamma^n, zero at terminations). The
-reference bootstraps 3-step returns with a fixed 0.99 instead (spec §10.8, a bug per design.md
-method decision 4); `reference_discount=True` reproduces that: 0.99 where the batch's discount
+reference bootstraps 3-step returns with a fixed 0.99 instead (a bug: docs/architecture.md §4,
+decision 4); `reference_discount=True` reproduces that: 0.99 where the batch's discount
 is non-zero, 0 where it is zero (the reference's (1 - done)).
 
 `backup="policy"` (beyond the paper, an option): a TD critic of the current policy, as
@@ -94,7 +94,8 @@ def make_iql(cfg: IQLConfig) -> IQLNets:
 
 
 def init_iql(nets: IQLNets, key: jax.Array, obs_dim: int, action_dim: int) -> IQLState:
-    """Fresh critic (§3.4: nothing of it survives pre-training); target = copy of q0."""
+    """Fresh critic (docs/method.md §3.5: nothing of it survives pre-training); target = copy of
+    q0."""
     k_q, k_v = jax.random.split(key)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
     q = nets.q.init(k_q, action, obs)["params"]

@@ -1,4 +1,4 @@
-"""Q-score matching fine-tuning baseline (method `qsm`, spec/method.md §6.7).
+"""Q-score matching fine-tuning baseline (method `qsm`, docs/method.md §6.7).
 
 The policy's (sigma-scaled) score is regressed onto the action-gradient of the critic: at
 x_t = alpha_t a + sigma_t z from a replay action a, loss = mean over batch and dims of

@@ -1,6 +1,6 @@
 """`edp finetune`: a downstream task from a snapshot (or from scratch), URLB protocol.
 
-method ddpg: URLB `init_from` (spec/urlb.md section 5.6): the snapshot's Gaussian actor and
+method ddpg: URLB `init_from` (docs/urlb.md §5.6): the snapshot's Gaussian actor and
 critic trunk, fresh heads, target critic and optimisers, extrinsic reward. A skill agent's
 snapshot (SMM, DIAYN, APS, CIC) is fine-tuned by its own `finetune_agent`: the same, with the
 skill still appended to the inputs and chosen by the agent's fine-tuning schedule. Diffusion methods

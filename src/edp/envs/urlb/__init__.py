@@ -1,4 +1,4 @@
-"""URLB task table and env-name grammar (spec/urlb.md §1, §4.4, §6).
+"""URLB task table and env-name grammar (docs/urlb.md §1, §4.4, §6).
 
 Pure Python on purpose: listing and validating names must not import dm_control or MuJoCo;
 `edp.envs.urlb.dmc.URLBEnv` builds the environments.
@@ -33,7 +33,7 @@ PRETRAIN_TASK: dict[str, str] = {
 }
 
 # Steps per episode. Jaco counts 250 steps rather than URLB's 10 s physics-time check, which
-# gives 249 or 250 steps depending on the dm_control version (spec §0 item 5).
+# gives 249 or 250 steps depending on the dm_control version (docs/urlb.md §0 item 4).
 EPISODE_LENGTH: dict[str, int] = {
     "walker": 1000,
     "quadruped": 1000,
@@ -78,7 +78,7 @@ def domain_and_task(name: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Perturbation:
-    """Scale one MuJoCo model array (`kind` names it) by `factor` (spec §6.2)."""
+    """Scale one MuJoCo model array (`kind` names it) by `factor` (docs/urlb.md §6)."""
 
     kind: str
     factor: float

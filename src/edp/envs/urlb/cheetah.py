@@ -1,4 +1,4 @@
-"""Cheetah (spec §2.3, ExDM): stock run; custom run_backward, flip, flip_backward.
+"""Cheetah (docs/urlb.md §2.3, ExDM): stock run; custom run_backward, flip, flip_backward.
 
 No posture term: the reward is the signed speed or spin alone.
 """

@@ -29,7 +29,7 @@ def at_least(x: float, target: float, margin: float, value_at_margin: float) -> 
     """1 from `target` up, linear below: `value_at_margin` at `target - margin`, then down to 0.
 
     dm_control's linear `tolerance` with bounds (target, inf): the shaping of every URLB
-    speed, spin and height term (spec §2.0).
+    speed, spin and height term (docs/urlb.md §2.0).
     """
     return float(rewards.tolerance(x, bounds=(target, float("inf")), margin=margin,
                                    value_at_margin=value_at_margin, sigmoid="linear"))

@@ -1,4 +1,4 @@
-"""URLBEnv: the URLB dm_control tasks behind the VecEnv interface (states, spec/urlb.md §3).
+"""URLBEnv: the URLB dm_control tasks behind the VecEnv interface (states, docs/urlb.md §3).
 
 What URLB's wrapper stack does with states, in one class: the observation dict flattened in
 the task's order to float32; actions in [-1, 1] mapped affinely to each actuator's control
@@ -48,8 +48,8 @@ class URLBEnv:
     name: "urlb/<domain>_<task>", or "urlb/<domain>" for reward-free pre-training on the
     domain's pre-training task (its reward is still returned; the loop ignores it).
     Copy i draws its resets from its own RandomState (see `_copy_seed`).
-    perturb: a mass/damping variant applied as ExDM does (spec §6.2): the model array is scaled
-    in place once, before the first reset, without recomputing derived constants, so
+    perturb: a mass/damping variant applied as ExDM does (docs/urlb.md §6): the model array is
+    scaled in place once, before the first reset, without recomputing derived constants, so
     subtree-COM-based readings (speed, spin, jump height) are distorted by the factor. Jaco
     quirk, kept: composer recompiles the model at every reset, which discards the scaling, so
     jaco variants behave exactly like nominal jaco (as ExDM's jaco variants did).
@@ -71,7 +71,7 @@ class URLBEnv:
                 perturb.apply(env.physics.model)
         spec = self.dm_envs[0].action_spec()
         # URLB's float32 action spec rounds the bounds and the mapped action to float32; kept,
-        # since contact dynamics amplify even such differences (spec §7.5)
+        # since contact dynamics amplify even such differences (docs/urlb.md §7.5)
         low, high = (np.asarray(bound, np.float32) for bound in (spec.minimum, spec.maximum))
         self._low = low.astype(np.float64)
         self._half_range = (high - low).astype(np.float64) / 2

@@ -1,4 +1,4 @@
-"""Hopper (spec §2.4, ExDM): stock hop; custom hop_backward, flip, flip_backward.
+"""Hopper (docs/urlb.md §2.4, ExDM): stock hop; custom hop_backward, flip, flip_backward.
 
 Every reward is gated by standing: torso 0.6-2 m above the foot.
 """

@@ -1,4 +1,4 @@
-"""Jaco reach (spec §2.5): dm_control's composer `Reach` with the brick at a fixed corner.
+"""Jaco reach (docs/urlb.md §2.5): dm_control's composer `Reach` with the brick at a fixed corner.
 
 URLB's change to the stock `reach_duplo_features` task is only where the Duplo brick goes: a
 fixed corner per task instead of a random spot in a +-0.1 m box (it is still rotated about z at

@@ -1,4 +1,4 @@
-"""Quadruped (spec §2.2): stock walk/run; URLB's custom stand and jump.
+"""Quadruped (docs/urlb.md §2.2): stock walk/run; URLB's custom stand and jump.
 
 The custom tasks use the stock model pre-processing with a 10 m floor (URLB's `make_model` at
 walk speed): no walls, ball, target, terrain or rangefinders.

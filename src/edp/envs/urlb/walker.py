@@ -1,4 +1,4 @@
-"""Walker (spec §2.1): stock stand/walk/run; URLB's custom forward flip."""
+"""Walker (docs/urlb.md §2.1): stock stand/walk/run; URLB's custom forward flip."""
 
 from __future__ import annotations
 
