@@ -48,25 +48,66 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
-def pretrain(argv: list[str]) -> int:
+def _pretrain_parts():
+    """(config class, preset defaults from the pre-parsed flags, the flags read first)."""
     from edp import presets
     from edp.config import PretrainConfig
-    from edp.train import pretrain_run
 
     def default(chosen: dict[str, str]) -> PretrainConfig:
         frames = _int_or_none(chosen.pop("frames"))  # tyro reports a malformed value below
         return presets.pretrain_defaults(**chosen, frames=frames)
 
     base = PretrainConfig()
+    return PretrainConfig, default, {"preset": base.preset, "env": base.env, "agent": base.agent,
+                                     "frames": None}
+
+
+def pretrain(argv: list[str]) -> int:
+    from edp.train import pretrain_run
+
     return _train_command(
-        argv, "pretrain", PretrainConfig, pretrain_run, default,
-        {"preset": base.preset, "env": base.env, "agent": base.agent, "frames": None},
+        argv, "pretrain", pretrain_run, *_pretrain_parts(),
         "Reward-free pre-training. Writes a run directory with config.json, metrics.jsonl, "
         "eval.csv, TensorBoard events, checkpoints/, snapshots/ and, on mazes, coverage.json "
         "and coverage.png. Resume a stopped run with `edp pretrain --resume <run dir>`.")
 
 
-def _train_command(argv: list[str], command: str, config_cls, run_fn, default,
+def parse_config(command: str, argv: list[str]):
+    """The config an `edp pretrain|finetune` command line builds, printing nothing: a bad flag
+    or value is a one-line ConfigError (tyro's message line). What `edp sweep` checks every
+    run's arguments with."""
+    import contextlib
+    import io
+
+    import tyro
+
+    cls, default, preparsed = PARTS[command]()
+    try:
+        defaults = default(_preparse(argv, preparsed))
+    except OSError as exc:
+        raise ConfigError(str(exc)) from exc
+    text = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(text), contextlib.redirect_stdout(text):
+            return tyro.cli(cls, default=defaults, args=argv, prog=f"edp {command}")
+    except SystemExit:
+        raise ConfigError(boxed_message(text.getvalue())) from None
+
+
+def boxed_message(text: str) -> str:
+    """The message of tyro's error box (title, rule, message, ...: the line after the first
+    rule), or the last line of any other text; box drawing removed."""
+    raw = text.splitlines()
+    rows = [line.strip(" │╭╮╰╯─-") for line in raw]
+    ruled = any(not row and ("─" in line or "---" in line)
+                for row, line in zip(rows, raw, strict=True))
+    content = [row for row in rows if row]
+    if ruled and len(content) > 1:
+        return content[1]
+    return content[-1] if content else ""
+
+
+def _train_command(argv: list[str], command: str, run_fn, config_cls, default,
                    preparsed: dict[str, str | None], description: str) -> int:
     """Resume, or parse a new run's flags over the defaults of the chosen preset (read first
     with `preparsed`); an error in those is one line, except under --help."""
@@ -121,21 +162,29 @@ def _resume(argv: list[str], command: str, config_cls, run_fn) -> int:
     return _run(run_fn, cfg, args.resume)
 
 
-def finetune(argv: list[str]) -> int:
+def _finetune_parts():
     from edp.finetune.config import FinetuneConfig, defaults
-    from edp.finetune.run import finetune_run
 
     def default(chosen: dict[str, str]) -> FinetuneConfig:
         return defaults(chosen["preset"], chosen["method"], _snapshot_backbone(chosen["snapshot"]))
 
     base = FinetuneConfig()
+    return FinetuneConfig, default, {"preset": base.preset, "method": base.method,
+                                     "snapshot": None}
+
+
+def finetune(argv: list[str]) -> int:
+    from edp.finetune.run import finetune_run
+
     return _train_command(
-        argv, "finetune", FinetuneConfig, finetune_run, default,
-        {"preset": base.preset, "method": base.method, "snapshot": None},
+        argv, "finetune", finetune_run, *_finetune_parts(),
         "Fine-tune on a downstream task (URLB protocol: 4,000 seed frames, evaluation every "
         "10,000 frames, frame 0 included). Writes a run directory like `edp pretrain`, with raw "
         "and expert-normalised returns in eval.csv. Resume with `edp finetune --resume <run "
         "dir>`.")
+
+
+PARTS = {"pretrain": _pretrain_parts, "finetune": _finetune_parts}
 
 
 def _snapshot_backbone(path: str | None):
