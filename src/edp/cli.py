@@ -248,7 +248,7 @@ def report(argv: list[str]) -> int:
                    "bootstrap CIs, probability of improvement, curves per method).")
     try:
         path = write_report(cfg)
-    except FileNotFoundError as exc:
+    except (ConfigError, OSError) as exc:
         return _fail(str(exc))
     print(f"report: {path}")
     return 0
