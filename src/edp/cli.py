@@ -154,12 +154,40 @@ def _resume(argv: list[str], command: str, config_cls, run_fn) -> int:
     parser = argparse.ArgumentParser(prog=f"edp {command} --resume")
     parser.add_argument("--resume", type=Path, required=True,
                         help="run directory to continue from its latest checkpoint")
+    parser.add_argument("--repair-logs", action="store_true",
+                        help="resume although metrics.jsonl / eval.csv lack records before the "
+                        "checkpoint or hold lines that do not parse: those lines are dropped "
+                        "and the gaps recorded in <run>/repairs.txt")
     args = parser.parse_args(argv)
     try:
         cfg = from_json(config_cls, read_config(args.resume))
-    except (FileNotFoundError, TypeError, KeyError, ValueError) as exc:
+        _check_logs(args.resume, cfg, args.repair_logs)
+    except (OSError, TypeError, KeyError, ValueError) as exc:
         return _fail(f"cannot resume {args.resume}: {exc}")
     return _run(run_fn, cfg, args.resume)
+
+
+def _check_logs(run_dir: Path, cfg, repair: bool) -> None:
+    """The logs must hold everything up to the checkpoint (or be repaired, with a record)."""
+    import time
+
+    from edp.checkpoint import latest
+    from edp.sinks import LogError, check_logs
+
+    found = latest(run_dir / "checkpoints")
+    if found is None:
+        return  # the run reports that it has nothing to resume
+    try:
+        problems = check_logs(run_dir, int(found.name), cfg.log_every, cfg.num_envs,
+                              getattr(cfg, "eval_every", 0), repair)
+    except LogError as exc:
+        raise LogError(f"{exc}; `--repair-logs` resumes with what can be trusted") from exc
+    if problems:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(run_dir / "repairs.txt", "a") as f:
+            f.writelines(f"{stamp} resume from checkpoint {found.name}: {p}\n" for p in problems)
+        print(f"edp: warning: {problems[0]}; resuming with the gap (recorded in "
+              f"{run_dir / 'repairs.txt'})", file=sys.stderr)
 
 
 def _finetune_parts():

@@ -82,6 +82,10 @@ def load_latest(run: Path, env_seed: int = 0, rebuilt: tuple | None = None) -> L
     if latest is None:
         raise checkpoint.CheckpointError(f"{run} has no complete checkpoint")
     state, meta, _ = checkpoint.load(latest, (init_fn or agent.init)(jax.random.PRNGKey(0)))
+    missing = [k for k in ("step", "frame") if not isinstance(meta.get(k), int)]
+    if missing:
+        raise checkpoint.CheckpointError(f"corrupt checkpoint {latest}: state.json has no "
+                                         f"'{missing[0]}'")
     return LoadedRun(run_cfg, env, agent, state, meta, latest)
 
 

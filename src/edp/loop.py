@@ -119,14 +119,19 @@ class Trainer:
 
     def restore(self, directory: Path) -> None:
         self.state, state, arrays = checkpoint.load(directory, self.state)
-        self.replay.load_state_dict(arrays["replay"])
-        if self.coverage is not None:
-            self.coverage.load_state_dict(arrays["coverage"])
-        self.step, self.episodes = state["step"], state["episodes"]
-        self.sample_rng.bit_generator.state = state["sample_rng"]
-        self.env.set_rng_state(state["env_rng"])
-        self.eval_env.set_rng_state(state["eval_env_rng"])
-        self._episode_returns = list(state["episode_returns"])
+        try:
+            self.replay.load_state_dict(arrays["replay"])
+            if self.coverage is not None:
+                self.coverage.load_state_dict(arrays["coverage"])
+            self.step, self.episodes = state["step"], state["episodes"]
+            self.sample_rng.bit_generator.state = state["sample_rng"]
+            self.env.set_rng_state(state["env_rng"])
+            self.eval_env.set_rng_state(state["eval_env_rng"])
+            self._episode_returns = list(state["episode_returns"])
+        except KeyError as exc:
+            raise checkpoint.CheckpointError(f"corrupt checkpoint {directory}: no {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise checkpoint.CheckpointError(f"corrupt checkpoint {directory}: {exc}") from exc
         self._resumed = True
 
     def save_snapshot(self) -> Path:

@@ -86,6 +86,91 @@ def _truncate_csv(path: Path, frame: int) -> None:
         _rewrite(path, "".join(keep))
 
 
+def logged_frames(every: int, num_envs: int, below: int, start: bool = False) -> set[int]:
+    """Frames (< below) at which a record is due every `every` frames when frames advance by
+    num_envs (the loop's `_due`); `start` adds frame 0 (evaluations)."""
+    if every <= 0:
+        return set()
+    frames = {-(-m // num_envs) * num_envs for m in range(every, below, every)}
+    return {f for f in frames if f < below} | ({0} if start else set())
+
+
+class LogError(ValueError):
+    """A run's log does not hold what its checkpoint says was written."""
+
+
+def check_logs(run_dir: Path, frame: int, log_every: int, num_envs: int, eval_every: int,
+               repair: bool = False) -> list[str]:
+    """Before resuming from the checkpoint at `frame`: metrics.jsonl and eval.csv must parse
+    and hold every record due before it. A LogError names the file and what is wrong, unless
+    `repair`: then the lines that do not parse are dropped, the rest is kept, and the problems
+    are returned for the caller to record. A torn last line (a kill mid-write) is normal."""
+    metrics_path, eval_path = run_dir / "metrics.jsonl", run_dir / "eval.csv"
+    metrics, records, bad = _read_log(metrics_path, _jsonl_record)
+    problems = [f"metrics.jsonl line {n} does not parse" for n in bad[:1]]
+    train = {r["frame"] for r in records if r["phase"] == "train"}
+    missing = sorted(logged_frames(log_every, num_envs, frame) - train)
+    if missing:
+        problems.append(f"metrics.jsonl lacks the train records of {_frames(missing)}")
+    rows, frames, bad = _read_log(eval_path, _csv_frame, header="frame,")
+    problems += [f"eval.csv line {n} does not parse" for n in bad[:1]]
+    missing = sorted(logged_frames(eval_every, num_envs, frame, start=True) - set(frames))
+    if missing:
+        problems.append(f"eval.csv lacks the evaluations of {_frames(missing)}")
+    if problems and not repair:
+        raise LogError(f"{problems[0]} before the checkpoint at frame {frame:,}"
+                       + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1
+                          else ""))
+    if problems:
+        if metrics_path.exists():
+            _rewrite(metrics_path, "".join(metrics))
+        if rows:
+            _rewrite(eval_path, "".join(rows))
+        elif eval_path.exists():  # no trustworthy header: the run writes a new file
+            eval_path.unlink()
+    return problems
+
+
+def _frames(frames: list[int]) -> str:
+    shown = ", ".join(f"{f:,}" for f in frames[:3])
+    return f"frame {shown}" if len(frames) == 1 else \
+        f"{len(frames)} frames ({shown}{', ...' if len(frames) > 3 else ''})"
+
+
+def _jsonl_record(line: str) -> dict:
+    record = json.loads(line)
+    if not isinstance(record, dict) or not isinstance(record.get("frame"), int) \
+            or not isinstance(record.get("phase"), str):
+        raise ValueError("not a metrics record")
+    return record
+
+
+def _csv_frame(line: str) -> int:
+    return int(line.split(",", 1)[0])
+
+
+def _read_log(path: Path, parse, header: str | None = None
+              ) -> tuple[list[str], list, list[int]]:
+    """(the complete lines worth keeping, the values parsed from the records among them, the
+    numbers of the lines that do not parse); rows without their header cannot be trusted."""
+    if not path.exists():
+        return [], [], []
+    lines = _complete_lines(path)
+    keep: list[str] = []
+    if header is not None:
+        if not lines or not lines[0].startswith(header):
+            return [], [], [1]
+        keep, lines = lines[:1], lines[1:]
+    values, bad = [], []
+    for number, line in enumerate(lines, len(keep) + 1):
+        try:
+            values.append(parse(line))
+            keep.append(line)
+        except (ValueError, TypeError):
+            bad.append(number)
+    return keep, values, bad
+
+
 def _rewrite(path: Path, text: str) -> None:
     """Replace a file's content atomically (a crash leaves the old or the new file)."""
     tmp = path.with_name(f".{path.name}.tmp")
