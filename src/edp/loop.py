@@ -273,9 +273,10 @@ class Trainer:
 
 
 def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.Array,
-                 step: int, record: bool = False) -> tuple[list[float], list[np.ndarray]]:
+                 step: int, record: bool = False, on_rollout=None
+                 ) -> tuple[list[float], list[np.ndarray]]:
     """Returns of `episodes` deterministic-policy episodes, and the rendered frames of the
-    first one if `record`."""
+    first one if `record`; `on_rollout(episodes done)` after each batch of parallel ones."""
     returns: list[float] = []
     frames: list[np.ndarray] = []
     rollout = 0
@@ -296,6 +297,8 @@ def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.
             obs, done, t = out.observation, out.done, t + 1
         returns.extend(total.tolist())
         rollout += 1
+        if on_rollout is not None:
+            on_rollout(min(len(returns), episodes))
     return returns[:episodes], frames
 
 

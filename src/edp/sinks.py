@@ -179,24 +179,35 @@ def _rewrite(path: Path, text: str) -> None:
 
 
 class Progress:
-    """A one-line progress report: frames, frames/s, ETA and a few key metrics."""
+    """A one-line progress report: count, the recent rate, an ETA from it, and a few metrics.
 
-    def __init__(self, total_frames: int, start_frame: int = 0, stream=sys.stderr):
-        self.total = total_frames
-        self.stream = stream
-        self._t0 = time.perf_counter()
-        self._f0 = start_frame
+    The rate is measured since the previous report (the last log interval), not since the
+    start: a seed phase of random actions runs several times faster than learning, and an
+    average over it would promise an early end."""
 
-    def fps(self, frame: int) -> float:
-        elapsed = time.perf_counter() - self._t0
-        return (frame - self._f0) / elapsed if elapsed > 0 else 0.0
+    def __init__(self, total: int, start: int = 0, stream=sys.stderr, unit: str = "frames",
+                 rate_unit: str = "fps", clock=time.perf_counter):
+        self.total, self.stream, self.unit, self.rate_unit = total, stream, unit, rate_unit
+        self._clock = clock
+        self._mark = (clock(), start)  # (time, count) of the previous report
+        self._last: tuple[int, float] | None = None  # (count, rate) measured at it
 
-    def report(self, frame: int, scalars: dict[str, float]) -> None:
-        fps = self.fps(frame)
-        eta = (self.total - frame) / fps if fps > 0 else float("inf")
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in scalars.items())
-        print(f"[{frame:>9,}/{self.total:,} frames] {fps:7.1f} fps  ETA {_duration(eta)}  {shown}",
-              file=self.stream, flush=True)
+    def fps(self, count: int) -> float:
+        """The rate since the previous call (the same value again for the same count)."""
+        if self._last is not None and self._last[0] == count:
+            return self._last[1]
+        now = self._clock()
+        then, before = self._mark
+        rate = (count - before) / (now - then) if now > then else 0.0
+        self._mark, self._last = (now, count), (count, rate)
+        return rate
+
+    def report(self, count: int, scalars: dict[str, float] | None = None) -> None:
+        rate = self.fps(count)
+        eta = (self.total - count) / rate if rate > 0 else float("inf")
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in (scalars or {}).items())
+        print(f"[{count:>9,}/{self.total:,} {self.unit}] {rate:7.1f} {self.rate_unit}  "
+              f"ETA {_duration(eta)}  {shown}".rstrip(), file=self.stream, flush=True)
 
 
 def _duration(seconds: float) -> str:
