@@ -454,14 +454,10 @@ def connect(cfg: SweepConfig, timeout: float = CONNECT_TIMEOUT) -> None:
     joiner.join(timeout)
     if not result:
         raise ConfigError(f"cannot join Ray at {address} within {timeout:g} s: the port "
-                          "answers but the cluster does not accept this client; likely token "
-                          "authentication (Ray >= 2.52): set RAY_AUTH_MODE=token and "
-                          "RAY_AUTH_TOKEN to the head's token (`ray get-auth-token` there)")
+                          f"answers but no Ray head accepted this client; {_token_hint()}")
     if isinstance(result[0], BaseException):
-        first = str(result[0]).strip().splitlines()
-        raise ConfigError(f"cannot join Ray at {address}: "
-                          f"{first[0] if first else type(result[0]).__name__}"
-                          + _auth_hint(str(result[0])))
+        lines = str(result[0]).strip().splitlines() or [type(result[0]).__name__]
+        raise ConfigError(f"cannot join Ray at {address}: {lines[0]}; {_token_hint()}")
 
 
 def _join(address: str, options: dict, result: list) -> None:
@@ -474,11 +470,13 @@ def _join(address: str, options: dict, result: list) -> None:
         result.append(exc)
 
 
-def _auth_hint(message: str) -> str:
-    if "auth" in message.lower() or "token" in message.lower():
-        return ("; the cluster uses token authentication: set RAY_AUTH_MODE=token and "
-                "RAY_AUTH_TOKEN to the head's token (`ray get-auth-token` there)")
-    return ""
+def _token_hint() -> str:
+    """Ray >= 2.52 clusters may require a token, and say so only in raw log lines."""
+    if os.environ.get("RAY_AUTH_MODE") == "token":
+        return ("check that RAY_AUTH_TOKEN is the head's token (`ray get-auth-token` on the "
+                "head)")
+    return ("if the head uses token authentication, set RAY_AUTH_MODE=token and "
+            "RAY_AUTH_TOKEN to its token (`ray get-auth-token` on the head)")
 
 
 def check_cpus(cfg: SweepConfig, nodes: list[dict]) -> None:
