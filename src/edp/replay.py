@@ -60,8 +60,9 @@ def check_replay(capacity: int, batch_size: int, nstep: int, episode_length: int
     need = replay_bytes(capacity, episode_length, num_envs, observation_dim, per_step_dim)
     have = available_memory()
     if have is not None and need > MEMORY_SHARE * have:
-        raise ConfigError(f"replay-capacity={capacity:,} needs {need / 2**30:.1f} GiB of memory, "
-                          f"this machine has {have / 2**30:.1f} GiB available")
+        raise ConfigError(f"the replay buffer (replay-capacity={capacity:,}, num-envs="
+                          f"{num_envs:,}) needs {need / 2**30:.1f} GiB of memory, this machine "
+                          f"has {have / 2**30:.1f} GiB available")
 
 
 class ReplayBuffer:
