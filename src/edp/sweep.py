@@ -31,6 +31,7 @@ PASSTHROUGH = ("--pretrain-args", "--finetune-args")
 STDERR_TAIL = 20
 CONNECT_TIMEOUT = 30.0  # seconds to reach and join a cluster given by --address
 CONFIG_ERROR = 2  # a run's exit code for a bad configuration: retrying cannot help
+JOIN_THREAD = "edp-ray-join"
 
 
 @dataclass(frozen=True)
@@ -449,7 +450,8 @@ def connect(cfg: SweepConfig, timeout: float = CONNECT_TIMEOUT) -> None:
                               f"({exc.strerror or 'timed out'}); start the head there with "
                               f"`ray start --head --port {port}`") from None
     result: list = []
-    joiner = threading.Thread(target=_join, args=(address, options, result), daemon=True)
+    joiner = threading.Thread(target=_join, args=(address, options, result), daemon=True,
+                              name=JOIN_THREAD)
     joiner.start()
     joiner.join(timeout)
     if not result:
@@ -527,7 +529,9 @@ def main(argv: list[str]) -> int:
     try:
         outcomes = run(cfg)
     except ConfigError as exc:
-        print(f"edp: error: {exc}", file=sys.stderr)
+        print(f"edp: error: {exc}", file=sys.stderr, flush=True)
+        if any(t.name == JOIN_THREAD and t.is_alive() for t in threading.enumerate()):
+            os._exit(2)  # a join still hangs in Ray's core, which would log on past this line
         return 2
     except KeyboardInterrupt:
         print("\nsweep: interrupted; run the same command again to finish (incomplete runs "
