@@ -5,6 +5,7 @@ root, may damage the copy, and then checks that the command left every file as i
 """
 
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from edp.cli import main
+from edp.sinks import logged_frames
 
 RUN_ROOT = "runs"
 
@@ -165,3 +167,14 @@ def test_repair_logs_resumes_and_records_the_gap(real_run, tmp_path, capsys):
               .splitlines() if json.loads(line)["phase"] == "train"]
     assert frames == [50]  # kept as it was: the gap is recorded, not invented
     assert (run / "result.json").is_file()
+
+
+def test_logged_frames_follow_the_loops_schedule():
+    """The records a resume expects are the ones the loop's `_due` writes, num_envs > 1 too."""
+    for every, num_envs, below in itertools.product([1, 7, 50, 100], [1, 3, 8], [0, 1, 99, 350]):
+        due = {step * num_envs for step in range(1, below + 1)
+               if step * num_envs < below
+               and (step * num_envs) // every != (step * num_envs - num_envs) // every}
+        assert logged_frames(every, num_envs, below) == due
+        assert logged_frames(every, num_envs, below, start=True) == due | {0}
+    assert logged_frames(0, 1, 1000) == set()

@@ -333,6 +333,11 @@ def run_case(case: Case, base: Path, work: Path, ports: dict[str, str]) -> dict:
     changed = sorted(k for k in before if after.get(k) != before[k])
     created = sorted(set(after) - set(before))
     lines = [x for x in err.splitlines() if x.strip()]
+    if lines and lines[-1].startswith("╰"):  # tyro's boxed parse error: show its message
+        sys.path.insert(0, str(SRC))
+        from edp.cli import boxed_message
+
+        lines.append(f"(tyro box) {boxed_message(err)}")
     shown = " ".join(case.argv)
     if case.env:
         shown = " ".join(f"{k}={v[:12]}" for k, v in case.env.items()) + " " + shown
