@@ -126,8 +126,8 @@ def drop_agent(p):
 
 
 def truncate_agent(p):
-    path = Path(p["{run}"]) / "checkpoints/200/agent.msgpack"
-    path.write_bytes(path.read_bytes()[:10])
+    path = Path(p["{ddpg}"]) / "checkpoints/200/agent.msgpack"
+    path.write_bytes(path.read_bytes()[:1000])
 
 
 def drop_snapshot_weights(p):
@@ -250,7 +250,7 @@ CASES = [
     Case("eval", ["eval", "{run}", "--seed", "-1"]),
     Case("eval", ["eval", "nowhere"]),
     Case("eval", ["eval", "{run}"], damage="drop_agent"),
-    Case("eval", ["eval", "{run}"], damage="truncate_agent"),
+    Case("eval", ["eval", "{ddpg}"], damage="truncate_agent"),
     Case("eval", ["eval", "{run}"], damage="drop_step"),
     Case("eval", ["eval", "{run}", "--video"]),
     Case("eval", ["eval", "{ft}", "--episodes", "3"], expect=0),
@@ -342,7 +342,8 @@ def run_case(case: Case, base: Path, work: Path, ports: dict[str, str]) -> dict:
     if case.env:
         shown = " ".join(f"{k}={v[:12]}" for k, v in case.env.items()) + " " + shown
     return {"group": case.group, "command": f"edp {shown}", "damage": case.damage or "",
-            "expect": case.expect, "code": code, "last": lines[-1] if lines else "",
+            "expect": case.expect, "code": code,
+            "last": lines[-1].replace(str(work), "<root>") if lines else "",
             "seconds": seconds, "traceback": "Traceback" in err,
             "untouched": case.writes or not (changed or created),
             "changed": (changed + created)[:3]}
