@@ -50,6 +50,13 @@ def _drop_state_key(run: Path) -> None:
     (run / "result.json").unlink()
 
 
+def _drop_config_seed(run: Path) -> None:
+    data = json.loads((run / "config.json").read_text())
+    del data["config"]["seed"]
+    (run / "config.json").write_text(json.dumps(data))
+    (run / "result.json").unlink()
+
+
 def _drop_snapshot_weights(run: Path) -> None:
     (run / "snapshots" / "200" / "agent.msgpack").unlink()
 
@@ -81,6 +88,8 @@ CASES = [  # (argv, damage to the run copy or None, pattern of the one stderr li
      r"before the checkpoint at frame 200; `--repair-logs` resumes"),
     (["pretrain", "--resume", RUN], _garbage_line,
      r"cannot resume .*: eval.csv line 3 does not parse"),
+    (["pretrain", "--resume", RUN], _drop_config_seed,
+     r"cannot resume .*: config.json has no 'seed'$"),
     (["pretrain", "--resume", RUN], _drop_state_key,
      r"corrupt checkpoint .*checkpoints/200: no 'step'"),
     (["finetune", "--env", "maze/square_a:far_end", "--seed", "-5", *OUT], None,

@@ -160,7 +160,11 @@ def _resume(argv: list[str], command: str, config_cls, run_fn) -> int:
                         "and the gaps recorded in <run>/repairs.txt")
     args = parser.parse_args(argv)
     try:
-        cfg = from_json(config_cls, read_config(args.resume))
+        data = read_config(args.resume)
+        missing = [k for k in ("env", "seed", "frames") if k not in data]
+        if missing:  # newer fields may be absent (defaults), never what identifies the run
+            raise ConfigError(f"config.json has no '{missing[0]}'")
+        cfg = from_json(config_cls, data)
         _check_logs(args.resume, cfg, args.repair_logs)
     except (OSError, TypeError, KeyError, ValueError) as exc:
         return _fail(f"cannot resume {args.resume}: {exc}")
