@@ -1,13 +1,20 @@
 """`edp sweep`: grid expansion, the done / resume / fresh decision, and real sweeps on local Ray."""
 
+import dataclasses
 import io
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from edp.sweep import SweepConfig, decide, expand, main, run
+from edp.config import ConfigError
+from edp.sweep import SweepConfig, check_cpus, decide, error_line, expand, main, run
 
 TINY = "--seed-frames 1000 --eval-episodes 1 --quiet"
 
@@ -179,19 +186,108 @@ def test_sweep_runs_the_grid_once_then_only_what_is_missing(local_ray, tmp_path)
     assert len(list(tmp_path.glob("maze/*/random/*"))) == 4
 
 
-def test_failed_run_is_retried_then_reported_while_others_finish(local_ray, tmp_path, capsys):
+def test_run_failing_with_exit_2_is_not_retried_and_its_error_line_shown(local_ray, tmp_path,
+                                                                          capsys):
+    (tmp_path / "maze/square_a").mkdir(parents=True)
+    (tmp_path / "maze/square_a/edp").write_text("in the way")  # edp's run root cannot exist
     code = main(["--envs", "maze/square_a", "--agents", "random", "edp", "--frames", "1000",
-                 "--pretrain-args", f"{TINY} --edp.reward-samples 0", "--max-retries", "1",
-                 "--out", str(tmp_path)])
+                 "--pretrain-args", TINY, "--max-retries", "3", "--out", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 1
     assert "sweep: 1 of 2 runs done" in out
     failed = [line for line in err.splitlines() if line.startswith("failed:")]
     assert len(failed) == 1
-    assert failed[0].startswith("failed: pretrain maze/square_a edp seed 0 after 2 attempt(s)")
-    assert failed[0].endswith("edp: error: edp reward_samples=0: must be >= 1")
+    assert failed[0].startswith("failed: pretrain maze/square_a edp seed 0 after 1 attempt(s)")
+    assert failed[0].endswith("edp: error: cannot create run root "
+                              f"{tmp_path / 'maze/square_a/edp'}: File exists")
     assert "sweep: 1 done, 0 running, 1 failed, 0 left" in err
-    assert [p.name for p in (tmp_path / "maze/square_a").iterdir()] == ["random"]
+
+
+# Kills the first `edp pretrain` run started under it (a crash, exit -9), once.
+KILL_ONCE = """
+import os, signal, sys
+marker = os.environ.get("EDP_TEST_KILL_ONCE")
+if marker and "edp.cli" in sys.orig_argv and "pretrain" in sys.orig_argv:
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        pass
+    else:
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_crashed_run_is_retried_and_finishes(tmp_path):
+    """A real sweep (its own Ray instance) whose one run is killed on its first attempt."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(KILL_ONCE)
+    src = Path(__file__).parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": f"{hooks}{os.pathsep}{src}",
+           "EDP_TEST_KILL_ONCE": str(tmp_path / "killed")}
+    proc = subprocess.run([sys.executable, "-m", "edp.cli", "sweep", "--agents", "random",
+                           "--frames", "1000", "--pretrain-args", TINY, "--num-cpus", "1",
+                           "--max-retries", "1", "--out", str(tmp_path / "runs")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "killed").exists()  # the first attempt did crash
+    assert "sweep: 1 of 1 runs done" in proc.stdout
+    (run,) = (tmp_path / "runs/maze/square_a/random").iterdir()
+    assert (run / "result.json").is_file()
+
+
+def test_duplicate_seeds_and_grid_entries_are_one_run():
+    cfg = SweepConfig(envs=("maze/square_a", "maze/square_a"), agents=("random", "random"),
+                      seeds=(0, 0, 1), tasks=("maze/square_a:far_end",) * 2,
+                      methods=("ddpg", "ddpg"))
+    assert [(s.kind, s.seed) for s in expand(cfg)] == [
+        ("pretrain", 0), ("pretrain", 1)]  # random snapshots are not fine-tuned
+    cfg = dataclasses.replace(cfg, agents=("ddpg",))
+    assert [(s.kind, s.seed) for s in expand(cfg)] == [
+        ("pretrain", 0), ("pretrain", 1), ("finetune", 0), ("finetune", 1)]
+
+
+def test_error_line_is_the_message_not_the_box():
+    boxed = ("╭─ Unrecognized options ─────────╮\n│ Unrecognized options: --bogus  │\n"
+             "│ ────────────────────────────── │\n│ For full helptext, run edp pretrain --help │\n"
+             "╰────────────────────────────────╯\n")
+    assert error_line(boxed) == "Unrecognized options: --bogus"
+    plain = " Value error \n ---------- \n  Error parsing --frames: 'abc' \n ---------- \n"
+    assert error_line(plain) == "Error parsing --frames: 'abc'"
+    assert error_line("progress\nedp: error: frames=0 must be > 0\n") == \
+        "edp: error: frames=0 must be > 0"
+    assert error_line("Traceback (most recent call last):\n  x\nKeyError: 'step'\n") == \
+        "KeyError: 'step'"
+
+
+def test_cpus_per_run_must_fit_one_node():
+    nodes = [{"Alive": True, "Resources": {"CPU": 4.0}}, {"Alive": False,
+                                                          "Resources": {"CPU": 64.0}},
+             {"Alive": True, "Resources": {"CPU": 8.0}}]
+    check_cpus(SweepConfig(cpus_per_run=8), nodes)
+    with pytest.raises(ConfigError, match=r"^cpus-per-run=9 exceeds the largest node of the "
+                       r"Ray cluster \(8 CPUs\): no run could ever start$"):
+        check_cpus(SweepConfig(cpus_per_run=9), nodes)
+
+
+def test_joining_a_port_that_is_not_a_ray_head_gives_up_in_bounded_time(tmp_path):
+    """Something listens but never speaks Ray: one line after the timeout, not a hang."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    code = ("from edp.sweep import SweepConfig, connect\n"
+            f"connect(SweepConfig(address='127.0.0.1:{port}'), timeout=5)")
+    try:
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120)
+        took = time.monotonic() - start
+    finally:
+        server.close()
+    assert proc.returncode != 0 and took < 60
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("edp.config.ConfigError")]
+    assert line.startswith(f"edp.config.ConfigError: cannot join Ray at 127.0.0.1:{port} "
+                           "within 5 s: the port answers but no Ray head accepted this client")
+    assert "RAY_AUTH_TOKEN" in line
 
 
 def test_finetune_starts_from_its_finished_pretraining_run(local_ray, tmp_path):

@@ -128,7 +128,23 @@ def _flops(compiled) -> float:
     return float(analysis.get("flops", float("nan")))
 
 
+def check(cfg: BenchConfig) -> None:
+    """One-line ConfigError before any measurement starts."""
+    from edp.agents.registry import AGENT_NAMES
+    from edp.config import PRESETS, ConfigError
+
+    for what, values, valid in (("agent", (cfg.agent,), AGENT_NAMES),
+                                ("preset", cfg.presets, PRESETS),
+                                ("problem", cfg.problems, tuple(PROBLEMS))):
+        for value in values:
+            if value not in valid:
+                raise ConfigError(f"unknown {what} '{value}'; valid: {', '.join(valid)}")
+    if not 1 <= cfg.repeats <= 10_000:
+        raise ConfigError(f"repeats={cfg.repeats} must be in [1, 10,000]")
+
+
 def run(cfg: BenchConfig) -> list[dict]:
+    check(cfg)
     gemm = gemm_gflops()
     print(f"machine: {platform.node()} {platform.machine()} {platform.processor() or ''}, "
           f"{jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__}")

@@ -54,9 +54,11 @@ def save(directory: Path, agent_state: Any, state: dict, arrays: dict[str, dict]
 def load(directory: Path, agent_template: Any) -> tuple[Any, dict, dict[str, dict]]:
     """Agent state (shaped like the template), state.json, and every .npz archive."""
     directory = Path(directory)
-    if not (directory / "agent.msgpack").is_file() or not (directory / "state.json").is_file():
-        raise CheckpointError(f"{directory} is not a checkpoint (agent.msgpack or state.json "
-                              "missing)")
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory} is not a checkpoint directory")
+    missing = [n for n in ("agent.msgpack", "state.json") if not (directory / n).is_file()]
+    if missing:
+        raise CheckpointError(f"corrupt checkpoint {directory}: {missing[0]} is missing")
     try:
         raw = serialization.msgpack_restore((directory / "agent.msgpack").read_bytes())
         state = json.loads((directory / "state.json").read_text())

@@ -49,25 +49,66 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
-def pretrain(argv: list[str]) -> int:
+def _pretrain_parts():
+    """(config class, preset defaults from the pre-parsed flags, the flags read first)."""
     from edp import presets
     from edp.config import PretrainConfig
-    from edp.train import pretrain_run
 
     def default(chosen: dict[str, str]) -> PretrainConfig:
         frames = _int_or_none(chosen.pop("frames"))  # tyro reports a malformed value below
         return presets.pretrain_defaults(**chosen, frames=frames)
 
     base = PretrainConfig()
+    return PretrainConfig, default, {"preset": base.preset, "env": base.env, "agent": base.agent,
+                                     "frames": None}
+
+
+def pretrain(argv: list[str]) -> int:
+    from edp.train import pretrain_run
+
     return _train_command(
-        argv, "pretrain", PretrainConfig, pretrain_run, default,
-        {"preset": base.preset, "env": base.env, "agent": base.agent, "frames": None},
+        argv, "pretrain", pretrain_run, *_pretrain_parts(),
         "Reward-free pre-training. Writes a run directory with config.json, metrics.jsonl, "
         "eval.csv, TensorBoard events, checkpoints/, snapshots/ and, on mazes, coverage.json "
         "and coverage.png. Resume a stopped run with `edp pretrain --resume <run dir>`.")
 
 
-def _train_command(argv: list[str], command: str, config_cls, run_fn, default,
+def parse_config(command: str, argv: list[str]):
+    """The config an `edp pretrain|finetune` command line builds, printing nothing: a bad flag
+    or value is a one-line ConfigError (tyro's message line). What `edp sweep` checks every
+    run's arguments with."""
+    import contextlib
+    import io
+
+    import tyro
+
+    cls, default, preparsed = PARTS[command]()
+    try:
+        defaults = default(_preparse(argv, preparsed))
+    except OSError as exc:
+        raise ConfigError(str(exc)) from exc
+    text = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(text), contextlib.redirect_stdout(text):
+            return tyro.cli(cls, default=defaults, args=argv, prog=f"edp {command}")
+    except SystemExit:
+        raise ConfigError(boxed_message(text.getvalue())) from None
+
+
+def boxed_message(text: str) -> str:
+    """The message of tyro's error box (title, rule, message, ...: the line after the first
+    rule), or the last line of any other text; box drawing removed."""
+    raw = text.splitlines()
+    rows = [line.strip(" │╭╮╰╯─-") for line in raw]
+    ruled = any(not row and ("─" in line or "---" in line)
+                for row, line in zip(rows, raw, strict=True))
+    content = [row for row in rows if row]
+    if ruled and len(content) > 1:
+        return content[1]
+    return content[-1] if content else ""
+
+
+def _train_command(argv: list[str], command: str, run_fn, config_cls, default,
                    preparsed: dict[str, str | None], description: str) -> int:
     """Resume, or parse a new run's flags over the defaults of the chosen preset (read first
     with `preparsed`); an error in those is one line, except under --help."""
@@ -97,21 +138,20 @@ def _run(run_fn, cfg, resume_dir: Path | None = None) -> int:
         result = run_fn(cfg, resume_dir)
     except (ConfigError, OSError, CheckpointError, NonFiniteError) as exc:
         return _fail(str(exc))
+    # reward-free maze pre-training keeps the maze's inherited goal reward only as a record
+    note = " (maze goal reward, unused in pre-training)" \
+        if hasattr(cfg, "agent") and cfg.env.startswith("maze/") else ""
     for one in result if isinstance(result, list) else [result]:
-        print(_summary(one))
+        print(_summary(one, note))
     return 0
 
 
-def _summary(result) -> str:
+def _summary(result, eval_note: str) -> str:
     from edp.loop import describe
 
     summary = f"run directory: {result.run_dir}"
     if result.final_eval:
-        # reward-free maze pre-training keeps the maze's inherited goal reward only as a record
-        what = "maze goal reward, unused in pre-training" if result.coverage is not None \
-            else None
-        summary += f"\nfinal evaluation{f' ({what})' if what else ''}: " \
-            f"{describe(result.final_eval)}"
+        summary += f"\nfinal evaluation{eval_note}: {describe(result.final_eval)}"
     if result.coverage is not None:
         summary += (f"\nfinal coverage: {result.coverage:.4f} "
                     f"(figure: {result.run_dir / 'coverage.png'})")
@@ -127,13 +167,22 @@ def _resume(argv: list[str], command: str, config_cls, run_fn) -> int:
     parser.add_argument("--resume", type=Path, required=True, nargs="+" if several else None,
                         help="run directory to continue from its latest checkpoint" +
                         (" (several: the seeds of one multi-seed run)" if several else ""))
+    parser.add_argument("--repair-logs", action="store_true",
+                        help="resume although metrics.jsonl / eval.csv lack records before the "
+                        "checkpoint or hold lines that do not parse: those lines are dropped "
+                        "and the gaps recorded in <run>/repairs.txt")
     args = parser.parse_args(argv)
     dirs = args.resume if several else [args.resume]
     configs = []
     for run_dir in dirs:
         try:
-            configs.append(from_json(config_cls, read_config(run_dir)))
-        except (FileNotFoundError, TypeError, KeyError, ValueError) as exc:
+            data = read_config(run_dir)
+            missing = [k for k in ("env", "seed", "frames") if k not in data]
+            if missing:  # newer fields may be absent (defaults), never what identifies the run
+                raise ConfigError(f"config.json has no '{missing[0]}'")
+            configs.append(from_json(config_cls, data))
+            _check_logs(run_dir, configs[-1], args.repair_logs)
+        except (OSError, TypeError, KeyError, ValueError) as exc:
             return _fail(f"cannot resume {run_dir}: {exc}")
     if len(dirs) == 1:
         return _run(run_fn, configs[0], dirs[0])
@@ -147,21 +196,52 @@ def _resume(argv: list[str], command: str, config_cls, run_fn) -> int:
     return _run(run_fn, dataclasses.replace(configs[0], seeds=seeds), list(dirs))
 
 
-def finetune(argv: list[str]) -> int:
+def _check_logs(run_dir: Path, cfg, repair: bool) -> None:
+    """The logs must hold everything up to the checkpoint (or be repaired, with a record)."""
+    import time
+
+    from edp.checkpoint import latest
+    from edp.sinks import LogError, check_logs
+
+    found = latest(run_dir / "checkpoints")
+    if found is None:
+        return  # the run reports that it has nothing to resume
+    try:
+        problems = check_logs(run_dir, int(found.name), cfg.log_every, cfg.num_envs,
+                              getattr(cfg, "eval_every", 0), repair)
+    except LogError as exc:
+        raise LogError(f"{exc}; `--repair-logs` resumes with what can be trusted") from exc
+    if problems:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(run_dir / "repairs.txt", "a") as f:
+            f.writelines(f"{stamp} resume from checkpoint {found.name}: {p}\n" for p in problems)
+        print(f"edp: warning: {problems[0]}; resuming with the gap (recorded in "
+              f"{run_dir / 'repairs.txt'})", file=sys.stderr)
+
+
+def _finetune_parts():
     from edp.finetune.config import FinetuneConfig, defaults
-    from edp.finetune.run import finetune_run
 
     def default(chosen: dict[str, str]) -> FinetuneConfig:
         return defaults(chosen["preset"], chosen["method"], _snapshot_backbone(chosen["snapshot"]))
 
     base = FinetuneConfig()
+    return FinetuneConfig, default, {"preset": base.preset, "method": base.method,
+                                     "snapshot": None}
+
+
+def finetune(argv: list[str]) -> int:
+    from edp.finetune.run import finetune_run
+
     return _train_command(
-        argv, "finetune", FinetuneConfig, finetune_run, default,
-        {"preset": base.preset, "method": base.method, "snapshot": None},
+        argv, "finetune", finetune_run, *_finetune_parts(),
         "Fine-tune on a downstream task (URLB protocol: 4,000 seed frames, evaluation every "
         "10,000 frames, frame 0 included). Writes a run directory like `edp pretrain`, with raw "
         "and expert-normalised returns in eval.csv. Resume with `edp finetune --resume <run "
         "dir>`.")
+
+
+PARTS = {"pretrain": _pretrain_parts, "finetune": _finetune_parts}
 
 
 def _snapshot_backbone(path: str | None):
@@ -225,7 +305,7 @@ def report(argv: list[str]) -> int:
                    "bootstrap CIs, probability of improvement, curves per method).")
     try:
         path = write_report(cfg)
-    except FileNotFoundError as exc:
+    except (ConfigError, OSError) as exc:
         return _fail(str(exc))
     print(f"report: {path}")
     return 0

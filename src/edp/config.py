@@ -26,6 +26,8 @@ from edp.agents.rnd import RNDConfig
 from edp.agents.smm import SMMConfig
 
 PRESETS = ("paper", "fast")
+MAX_SEED = 2**31 - 1  # env seeds add offsets to it and must stay below 2**32
+MAX_EPISODES = 100_000  # evaluation episodes: beyond this a typo, not a measurement
 
 
 class ConfigError(ValueError):
@@ -116,10 +118,35 @@ def check_positive(**values: float) -> None:
             raise ConfigError(f"{name.replace('_', '-')}={value} must be > 0")
 
 
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed={seed} must be in [0, {MAX_SEED}]")
+
+
+def check_episodes(name: str, episodes: int, low: int) -> None:
+    if not low <= episodes <= MAX_EPISODES:
+        raise ConfigError(f"{name}={episodes} must be in [{low}, {MAX_EPISODES:,}]")
+
+
+def check_env(env: str, pretraining: bool) -> None:
+    """An unknown env first (it is the likeliest typo); pre-training needs a reward-free env,
+    fine-tuning a task."""
+    from edp.envs import check_env_name, is_maze
+
+    try:
+        check_env_name(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if pretraining and is_maze(env) and ":" in env:
+        raise ConfigError(f"pre-training env '{env}' is a goal task: pre-train on "
+                          f"{env.partition(':')[0]} and fine-tune on the task")
+
+
 def check_run(cfg) -> None:
     """The checks of the run fields that pre-training and fine-tuning configs share."""
     if cfg.preset not in PRESETS:
         raise ConfigError(f"unknown preset '{cfg.preset}'; valid presets: {', '.join(PRESETS)}")
+    check_seed(cfg.seed)
     check_positive(frames=cfg.frames, num_envs=cfg.num_envs, replay_capacity=cfg.replay_capacity,
                    nstep=cfg.nstep, log_every=cfg.log_every)
     if not 0 < cfg.discount <= 1:
@@ -135,14 +162,16 @@ def check_run(cfg) -> None:
 def validate(cfg: PretrainConfig, env_names: tuple[str, ...] | None = None,
              agent_names: tuple[str, ...] | None = None) -> None:
     """Reject impossible settings before anything is written."""
+    check_env(cfg.env, pretraining=True)
     if agent_names is not None and cfg.agent not in agent_names:
         raise ConfigError(f"unknown agent '{cfg.agent}'; valid agents: {', '.join(agent_names)}")
     check_run(cfg)
-    if cfg.eval_episodes < 0:
-        raise ConfigError(f"eval-episodes={cfg.eval_episodes} must be >= 0")
+    check_episodes("eval-episodes", cfg.eval_episodes, 0)
     bad = [f for f in cfg.snapshots if not 0 < f <= cfg.frames]
     if bad:
         raise ConfigError(f"snapshot frame {bad[0]} is outside (0, frames={cfg.frames}]")
+    for seed in cfg.seeds:
+        check_seed(seed)
     if len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"seeds={list(cfg.seeds)} repeats a seed")
     if cfg.loop == "device" and not _device_env(cfg):

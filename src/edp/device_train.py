@@ -21,6 +21,7 @@ from edp.device_replay import DeviceReplay
 from edp.envs import maze_name
 from edp.envs.maze import EPISODE_LENGTH, MazeEnv
 from edp.loop import LoopResult, LoopSettings, snapshot_meta
+from edp.replay import check_replay
 from edp.train import EVAL_SEED_OFFSET, write_maze_figures, write_result
 
 
@@ -39,13 +40,9 @@ def pretrain_device(cfg: PretrainConfig, resume_dirs: list[Path] | None) -> list
     maze = maze_name(cfg.env)
     env = MazeEnv(maze)
     agent = make_agent(cfg, env.observation_dim, env.action_dim)
-    if agent.batch_size > cfg.replay_capacity:
-        raise ConfigError(f"batch size {agent.batch_size} exceeds replay-capacity "
-                          f"{cfg.replay_capacity}")
-    if cfg.replay_capacity < EPISODE_LENGTH:
-        raise ConfigError(f"replay-capacity={cfg.replay_capacity} cannot hold one episode "
-                          f"({EPISODE_LENGTH} transitions)")
     skill_dim = meta_dim(agent)
+    check_replay(cfg.replay_capacity, agent.batch_size, cfg.nstep, EPISODE_LENGTH, 1,
+                 env.observation_dim, env.action_dim + 2 + skill_dim)  # one buffer per seed
     replay = DeviceReplay.create(cfg.replay_capacity, EPISODE_LENGTH, env.observation_dim,
                                  env.action_dim, cfg.nstep, cfg.discount,
                                  extras={"meta": skill_dim} if skill_dim else None)

@@ -17,6 +17,7 @@ from edp import checkpoint, rundir
 from edp.config import PretrainConfig, from_json
 
 EVAL_SEED_OFFSET = 20_000  # distinct from the training env and the in-run evaluation env
+PROGRESS_SECONDS = 10.0  # between progress lines of a long evaluation
 
 
 @dataclass(frozen=True)
@@ -82,17 +83,41 @@ def load_latest(run: Path, env_seed: int = 0, rebuilt: tuple | None = None) -> L
     if latest is None:
         raise checkpoint.CheckpointError(f"{run} has no complete checkpoint")
     state, meta, _ = checkpoint.load(latest, (init_fn or agent.init)(jax.random.PRNGKey(0)))
+    missing = [k for k in ("step", "frame") if not isinstance(meta.get(k), int)]
+    if missing:
+        raise checkpoint.CheckpointError(f"corrupt checkpoint {latest}: state.json has no "
+                                         f"'{missing[0]}'")
     return LoadedRun(run_cfg, env, agent, state, meta, latest)
+
+
+def episode_progress(total: int, every: float = PROGRESS_SECONDS, stream=None, clock=None):
+    """A run_episodes callback printing a progress line at most every `every` seconds, so a
+    long evaluation shows its pace and ETA like training does."""
+    import sys
+    import time
+
+    from edp.sinks import Progress
+
+    clock = clock or time.perf_counter
+    progress = Progress(total, 0, stream or sys.stderr, "episodes", "episodes/s", clock)
+    last = [clock()]
+
+    def report(done: int) -> None:
+        if clock() - last[0] >= every and done < total:
+            progress.report(done)
+            last[0] = clock()
+
+    return report
 
 
 def evaluate_run(cfg: EvalConfig) -> tuple[dict[str, float], int, Path | None]:
     """(summary row, checkpoint frame, video path or None)."""
-    from edp.config import ConfigError
+    from edp.config import check_episodes, check_seed
     from edp.envs import expert_score
     from edp.loop import run_episodes, summarise
 
-    if cfg.episodes < 1:
-        raise ConfigError(f"episodes={cfg.episodes} must be >= 1")
+    check_episodes("episodes", cfg.episodes, 1)
+    check_seed(cfg.seed)
     rebuilt = rebuild(cfg.run, cfg.seed)
     if cfg.video:  # before the (possibly large) checkpoint is read
         from edp.video import check_renderable
@@ -101,7 +126,8 @@ def evaluate_run(cfg: EvalConfig) -> tuple[dict[str, float], int, Path | None]:
     loaded = load_latest(cfg.run, rebuilt=rebuilt)
     agent, state, meta, env = loaded.agent, loaded.state, loaded.meta, loaded.env
     key = jax.random.PRNGKey(cfg.seed)
-    returns, frames = run_episodes(agent, state, env, cfg.episodes, key, meta["step"], cfg.video)
+    returns, frames = run_episodes(agent, state, env, cfg.episodes, key, meta["step"], cfg.video,
+                                   episode_progress(cfg.episodes))
     video = None
     if frames:
         from edp.video import write_mp4

@@ -121,14 +121,19 @@ class Trainer:
 
     def restore(self, directory: Path) -> None:
         self.state, state, arrays = checkpoint.load(directory, self.state)
-        self.replay.load_state_dict(arrays["replay"])
-        if self.coverage is not None:
-            self.coverage.load_state_dict(arrays["coverage"])
-        self.step, self.episodes = state["step"], state["episodes"]
-        self.sample_rng.bit_generator.state = state["sample_rng"]
-        self.env.set_rng_state(state["env_rng"])
-        self.eval_env.set_rng_state(state["eval_env_rng"])
-        self._episode_returns = list(state["episode_returns"])
+        try:
+            self.replay.load_state_dict(arrays["replay"])
+            if self.coverage is not None:
+                self.coverage.load_state_dict(arrays["coverage"])
+            self.step, self.episodes = state["step"], state["episodes"]
+            self.sample_rng.bit_generator.state = state["sample_rng"]
+            self.env.set_rng_state(state["env_rng"])
+            self.eval_env.set_rng_state(state["eval_env_rng"])
+            self._episode_returns = list(state["episode_returns"])
+        except KeyError as exc:
+            raise checkpoint.CheckpointError(f"corrupt checkpoint {directory}: no {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise checkpoint.CheckpointError(f"corrupt checkpoint {directory}: {exc}") from exc
         self._resumed = True
 
     def save_snapshot(self) -> Path:
@@ -283,10 +288,11 @@ def snapshot_meta(run_dir: Path, frame: int, agent_name: str, env: VecEnv) -> di
 
 
 def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.Array,
-                 step: int, record: bool = False, mode: str | None = None
+                 step: int, record: bool = False, mode: str | None = None, on_rollout=None
                  ) -> tuple[list[float], list[np.ndarray]]:
     """Returns of `episodes` deterministic-policy episodes (or of the agent's evaluation mode
-    `mode`), and the rendered frames of the first one if `record`."""
+    `mode`), and the rendered frames of the first one if `record`; `on_rollout(episodes done)`
+    after each batch of parallel ones."""
     returns: list[float] = []
     frames: list[np.ndarray] = []
     rollout = 0
@@ -308,6 +314,8 @@ def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.
             obs, done, t = out.observation, out.done, t + 1
         returns.extend(total.tolist())
         rollout += 1
+        if on_rollout is not None:
+            on_rollout(min(len(returns), episodes))
     return returns[:episodes], frames
 
 

@@ -14,7 +14,55 @@ Extra per-step fields (e.g. skills) are stored like actions and returned at t.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+MEMORY_SHARE = 0.8  # of the machine's available memory a replay buffer may take
+
+
+def replay_bytes(capacity: int, episode_length: int, num_envs: int, observation_dim: int,
+                 per_step_dim: int) -> int:
+    """Bytes a buffer allocates (float32): the episode ring, plus the staged episodes of the
+    parallel envs; per_step_dim counts action, reward, discount and extras."""
+    episodes = max(1, capacity // episode_length) + num_envs
+    return 4 * episodes * ((episode_length + 1) * observation_dim
+                           + episode_length * per_step_dim)
+
+
+def available_memory() -> int | None:
+    """Bytes the machine can still give (MemAvailable on Linux), None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_replay(capacity: int, batch_size: int, nstep: int, episode_length: int,
+                 num_envs: int, observation_dim: int, per_step_dim: int) -> None:
+    """One-line ConfigError for a buffer that cannot work on this env or this machine."""
+    from edp.config import ConfigError
+
+    if not 1 <= nstep <= episode_length:
+        raise ConfigError(f"nstep={nstep} must be in [1, {episode_length}] (the episode length)")
+    if batch_size > capacity:
+        raise ConfigError(f"batch size {batch_size} exceeds replay-capacity {capacity}")
+    if capacity < episode_length * num_envs:
+        raise ConfigError(f"replay-capacity={capacity} cannot hold one episode of every env "
+                          f"({episode_length * num_envs} transitions)")
+    need = replay_bytes(capacity, episode_length, num_envs, observation_dim, per_step_dim)
+    have = available_memory()
+    if have is not None and need > MEMORY_SHARE * have:
+        raise ConfigError(f"the replay buffer (replay-capacity={capacity:,}, num-envs="
+                          f"{num_envs:,}) needs {need / 2**30:.1f} GiB of memory, this machine "
+                          f"has {have / 2**30:.1f} GiB available")
 
 
 class ReplayBuffer:

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import sys
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +45,26 @@ class ReportConfig:
     ddpg, keep their plain columns)."""
 
 
+MAX_BOOTSTRAP = 100_000
+# What a report writes into --out: replaced as a whole by the next report, other files kept.
+OUTPUT_PATTERNS = ("results.csv", "report.md", "coverage_curves.png", "visits_*.png",
+                   "finetune_*.png")
+
+
+def check(cfg: ReportConfig) -> None:
+    """One-line ConfigError for settings no report can use."""
+    from edp.config import ConfigError
+
+    if not 1 <= cfg.bootstrap <= MAX_BOOTSTRAP:
+        raise ConfigError(f"bootstrap={cfg.bootstrap} must be in [1, {MAX_BOOTSTRAP:,}]")
+    out = Path(cfg.out).absolute()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {cfg.out} is a file, not a directory")
+    if out == Path.cwd() or out in Path.cwd().parents:
+        raise ConfigError(f"--out {cfg.out} is the current directory or above it: give a "
+                          "directory for the report")
+
+
 @dataclass(frozen=True)
 class Run:
     path: Path
@@ -53,8 +77,9 @@ class Run:
     finished: bool  # result.json written
 
 
-def find_runs(roots: tuple[Path, ...]) -> list[Run]:
-    """Every directory under the roots that holds a config.json (a run), sorted."""
+def find_runs(roots: tuple[Path, ...], stream=sys.stderr) -> list[Run]:
+    """Every directory under the roots that holds a config.json (a run), sorted; a run whose
+    files cannot be read is left out with one warning line on `stream`."""
     found = []
     for root in roots:
         root = Path(root)
@@ -63,17 +88,44 @@ def find_runs(roots: tuple[Path, ...]) -> list[Run]:
         candidates = [root] if (root / "config.json").is_file() else []
         candidates += [p.parent for p in root.rglob("config.json") if p.parent != root]
         for path in candidates:
-            found.append(_load_run(path))
+            try:
+                found.append(_load_run(path))
+            except UnreadableRun as exc:
+                print(f"edp: warning: skipped run {path}: {exc}", file=stream)
     unique = {run.path.resolve(): run for run in found}
     return sorted(unique.values(), key=lambda r: (r.env, r.agent, r.seed, str(r.path)))
 
 
+class UnreadableRun(ValueError):
+    """A run directory whose files do not parse; the message names the file."""
+
+
+def _read(path: Path, parse):
+    try:
+        return parse(path)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise UnreadableRun(f"{path.name}: {type(exc).__name__}: {exc}") from exc
+
+
 def _load_run(path: Path) -> Run:
-    cfg = json.loads((path / "config.json").read_text())["config"]
+    def config(file: Path) -> dict:
+        cfg = json.loads(file.read_text())["config"]
+        kind, name = ("finetune", path.parent.name) if "method" in cfg else \
+            ("pretrain", str(cfg["agent"]))
+        return {"env": str(cfg["env"]), "seed": int(cfg["seed"]),
+                "frames": int(cfg["frames"]), "kind": kind, "name": name}
+
+    cfg = _read(path / "config.json", config)
     coverage = None
     if (path / "coverage.json").is_file():
-        coverage = json.loads((path / "coverage.json").read_text())["curve"]
-    kind, name = ("finetune", path.parent.name) if "method" in cfg else ("pretrain", cfg["agent"])
+        coverage = _read(path / "coverage.json", lambda f: [
+            float(v) for v in json.loads(f.read_text())["curve"]])
+    kind, name = cfg["kind"], cfg["name"]
+    if kind == "pretrain" and ":" in cfg["env"]:
+        raise UnreadableRun(f"config.json: pre-trained on the goal task {cfg['env']}, which "
+                            "no report compares")
+    if kind == "finetune":
+        _read(path / "eval.csv", lambda _: read_evals(path))
     return Run(path, cfg["env"], name, cfg["seed"], cfg["frames"], coverage, kind,
                (path / "result.json").is_file())
 
@@ -498,12 +550,55 @@ def _finish(ax, title: str, ylabel: str) -> None:
     ax.legend(fontsize=8)
 
 
-def write_report(cfg: ReportConfig) -> Path:
-    runs = find_runs(cfg.runs)
+def write_report(cfg: ReportConfig, stream=sys.stderr) -> Path:
+    """Every output is written into a temporary directory beside --out and moved into place
+    at the end: results.csv, report.md and the figures always come from one invocation, and
+    a failure leaves the previous report as it was."""
+    check(cfg)
+    runs = find_runs(cfg.runs, stream)
     if not runs:
         raise FileNotFoundError(f"no run directories under {', '.join(map(str, cfg.runs))}")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(cfg.out).absolute()
+    inside = [run.path for run in runs if final in run.path.absolute().parents]
+    if inside:
+        from edp.config import ConfigError
+
+        raise ConfigError(f"--out {cfg.out} holds run directories ({inside[0]}): give a "
+                          "directory for the report")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        _write_outputs(cfg, runs, out)
+        _move_into_place(out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return final / "report.md"
+
+
+def _move_into_place(new: Path, final: Path) -> None:
+    """Swap the finished directory in; files of the old one that no report writes are kept."""
+    if final.is_dir():
+        ours = {p for pattern in OUTPUT_PATTERNS for p in final.glob(pattern)}
+        for path in final.iterdir():
+            if path not in ours and not (new / path.name).exists():
+                os.replace(path, new / path.name)
+        old = final.with_name(f".{final.name}.old-{new.name.rsplit('-', 1)[-1]}")
+        os.replace(final, old)
+        os.replace(new, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(new, final)
+    final.chmod(0o777 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_outputs(cfg: ReportConfig, runs: list[Run], out: Path) -> None:
     rows = coverage_rows(runs, cfg.bootstrap)
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["kind", "env", "agent", "seed", "frames",
@@ -541,4 +636,3 @@ def write_report(cfg: ReportConfig) -> Path:
         lines += [""] + [f"![{name}]({name})" for name in
                          plot_finetune_curves(groups, out, cfg.bootstrap)] + [""]
     (out / "report.md").write_text("\n".join(lines))
-    return out / "report.md"

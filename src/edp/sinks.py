@@ -119,6 +119,91 @@ def _truncate_csv(path: Path, frame: int) -> None:
         _rewrite(path, "".join(keep))
 
 
+def logged_frames(every: int, num_envs: int, below: int, start: bool = False) -> set[int]:
+    """Frames (< below) at which a record is due every `every` frames when frames advance by
+    num_envs (the loop's `_due`); `start` adds frame 0 (evaluations)."""
+    if every <= 0:
+        return set()
+    frames = {-(-m // num_envs) * num_envs for m in range(every, below, every)}
+    return {f for f in frames if f < below} | ({0} if start else set())
+
+
+class LogError(ValueError):
+    """A run's log does not hold what its checkpoint says was written."""
+
+
+def check_logs(run_dir: Path, frame: int, log_every: int, num_envs: int, eval_every: int,
+               repair: bool = False) -> list[str]:
+    """Before resuming from the checkpoint at `frame`: metrics.jsonl and eval.csv must parse
+    and hold every record due before it. A LogError names the file and what is wrong, unless
+    `repair`: then the lines that do not parse are dropped, the rest is kept, and the problems
+    are returned for the caller to record. A torn last line (a kill mid-write) is normal."""
+    metrics_path, eval_path = run_dir / "metrics.jsonl", run_dir / "eval.csv"
+    metrics, records, bad = _read_log(metrics_path, _jsonl_record)
+    problems = [f"metrics.jsonl line {n} does not parse" for n in bad[:1]]
+    train = {r["frame"] for r in records if r["phase"] == "train"}
+    missing = sorted(logged_frames(log_every, num_envs, frame) - train)
+    if missing:
+        problems.append(f"metrics.jsonl lacks the train records of {_frames(missing)}")
+    rows, frames, bad = _read_log(eval_path, _csv_frame, header="frame,")
+    problems += [f"eval.csv line {n} does not parse" for n in bad[:1]]
+    missing = sorted(logged_frames(eval_every, num_envs, frame, start=True) - set(frames))
+    if missing:
+        problems.append(f"eval.csv lacks the evaluations of {_frames(missing)}")
+    if problems and not repair:
+        raise LogError(f"{problems[0]} before the checkpoint at frame {frame:,}"
+                       + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1
+                          else ""))
+    if problems:
+        if metrics_path.exists():
+            _rewrite(metrics_path, "".join(metrics))
+        if rows:
+            _rewrite(eval_path, "".join(rows))
+        elif eval_path.exists():  # no trustworthy header: the run writes a new file
+            eval_path.unlink()
+    return problems
+
+
+def _frames(frames: list[int]) -> str:
+    shown = ", ".join(f"{f:,}" for f in frames[:3])
+    return f"frame {shown}" if len(frames) == 1 else \
+        f"{len(frames)} frames ({shown}{', ...' if len(frames) > 3 else ''})"
+
+
+def _jsonl_record(line: str) -> dict:
+    record = json.loads(line)
+    if not isinstance(record, dict) or not isinstance(record.get("frame"), int) \
+            or not isinstance(record.get("phase"), str):
+        raise ValueError("not a metrics record")
+    return record
+
+
+def _csv_frame(line: str) -> int:
+    return int(line.split(",", 1)[0])
+
+
+def _read_log(path: Path, parse, header: str | None = None
+              ) -> tuple[list[str], list, list[int]]:
+    """(the complete lines worth keeping, the values parsed from the records among them, the
+    numbers of the lines that do not parse); rows without their header cannot be trusted."""
+    if not path.exists():
+        return [], [], []
+    lines = _complete_lines(path)
+    keep: list[str] = []
+    if header is not None:
+        if not lines or not lines[0].startswith(header):
+            return [], [], [1]
+        keep, lines = lines[:1], lines[1:]
+    values, bad = [], []
+    for number, line in enumerate(lines, len(keep) + 1):
+        try:
+            values.append(parse(line))
+            keep.append(line)
+        except (ValueError, TypeError):
+            bad.append(number)
+    return keep, values, bad
+
+
 def _rewrite(path: Path, text: str) -> None:
     """Replace a file's content atomically (a crash leaves the old or the new file)."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -127,24 +212,35 @@ def _rewrite(path: Path, text: str) -> None:
 
 
 class Progress:
-    """A one-line progress report: frames, frames/s, ETA and a few key metrics."""
+    """A one-line progress report: count, the recent rate, an ETA from it, and a few metrics.
 
-    def __init__(self, total_frames: int, start_frame: int = 0, stream=sys.stderr):
-        self.total = total_frames
-        self.stream = stream
-        self._t0 = time.perf_counter()
-        self._f0 = start_frame
+    The rate is measured since the previous report (the last log interval), not since the
+    start: a seed phase of random actions runs several times faster than learning, and an
+    average over it would promise an early end."""
 
-    def fps(self, frame: int) -> float:
-        elapsed = time.perf_counter() - self._t0
-        return (frame - self._f0) / elapsed if elapsed > 0 else 0.0
+    def __init__(self, total: int, start: int = 0, stream=sys.stderr, unit: str = "frames",
+                 rate_unit: str = "fps", clock=time.perf_counter):
+        self.total, self.stream, self.unit, self.rate_unit = total, stream, unit, rate_unit
+        self._clock = clock
+        self._mark = (clock(), start)  # (time, count) of the previous report
+        self._last: tuple[int, float] | None = None  # (count, rate) measured at it
 
-    def report(self, frame: int, scalars: dict[str, float]) -> None:
-        fps = self.fps(frame)
-        eta = (self.total - frame) / fps if fps > 0 else float("inf")
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in scalars.items())
-        print(f"[{frame:>9,}/{self.total:,} frames] {fps:7.1f} fps  ETA {_duration(eta)}  {shown}",
-              file=self.stream, flush=True)
+    def fps(self, count: int) -> float:
+        """The rate since the previous call (the same value again for the same count)."""
+        if self._last is not None and self._last[0] == count:
+            return self._last[1]
+        now = self._clock()
+        then, before = self._mark
+        rate = (count - before) / (now - then) if now > then else 0.0
+        self._mark, self._last = (now, count), (count, rate)
+        return rate
+
+    def report(self, count: int, scalars: dict[str, float] | None = None) -> None:
+        rate = self.fps(count)
+        eta = (self.total - count) / rate if rate > 0 else float("inf")
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in (scalars or {}).items())
+        print(f"[{count:>9,}/{self.total:,} {self.unit}] {rate:7.1f} {self.rate_unit}  "
+              f"ETA {_duration(eta)}  {shown}".rstrip(), file=self.stream, flush=True)
 
 
 def _duration(seconds: float) -> str:

@@ -29,15 +29,20 @@ class Snapshot:
 def find(path: Path) -> Path:
     """A snapshot directory from itself or from a run directory (its latest snapshot)."""
     path = Path(path)
-    if (path / "state.json").is_file() and (path / "agent.msgpack").is_file():
-        return path
-    snapshots = path / "snapshots"
-    frames = [p for p in snapshots.iterdir() if p.name.isdigit()] if snapshots.is_dir() else []
-    if not frames:
-        what = "run directory without snapshots" if (path / "config.json").is_file() else \
-            "snapshot or run directory"
-        raise checkpoint.CheckpointError(f"{path} is not a {what}")
-    return max(frames, key=lambda p: int(p.name))
+    files = ("state.json", "agent.msgpack")
+    if not any((path / name).is_file() for name in files):
+        snapshots = path / "snapshots"
+        frames = [p for p in snapshots.iterdir() if p.name.isdigit()] if snapshots.is_dir() \
+            else []
+        if not frames:
+            what = "run directory without snapshots" if (path / "config.json").is_file() else \
+                "snapshot or run directory"
+            raise checkpoint.CheckpointError(f"{path} is not a {what}")
+        path = max(frames, key=lambda p: int(p.name))
+    missing = [name for name in files if not (path / name).is_file()]
+    if missing:
+        raise checkpoint.CheckpointError(f"corrupt checkpoint {path}: {missing[0]} is missing")
+    return path
 
 
 def domain(env: str) -> str:

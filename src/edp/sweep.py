@@ -8,22 +8,30 @@ incomplete runs from their last checkpoint and restarts those that have none.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from edp.config import PRESETS, ConfigError
+from edp.config import PRESETS, ConfigError, check_seed
 
 SWEEP_SETS = ("--env", "--agent", "--method", "--seed", "--out", "--preset", "--frames",
               "--snapshot", "--resume")  # flags that the pass-through arguments may not set
 PASSTHROUGH = ("--pretrain-args", "--finetune-args")
 STDERR_TAIL = 20
+CONNECT_TIMEOUT = 30.0  # seconds to reach and join a cluster given by --address
+CONFIG_ERROR = 2  # a run's exit code for a bad configuration: retrying cannot help
+JOIN_THREAD = "edp-ray-join"
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,10 @@ def domain(env: str) -> str:
 def expand(cfg: SweepConfig) -> list[RunSpec]:
     """The grid in launch order: pre-training runs, then the fine-tunes that wait for them."""
     out = str(Path(cfg.out).absolute())
+    unique = lambda values: tuple(dict.fromkeys(values))  # --seeds 0 0 is one run
+    cfg = dataclasses.replace(cfg, envs=unique(cfg.envs), agents=unique(cfg.agents),
+                              seeds=unique(cfg.seeds), tasks=unique(cfg.tasks),
+                              methods=unique(cfg.methods))
     specs = []
     for env in cfg.envs:
         for agent in cfg.agents:
@@ -222,8 +234,14 @@ def validate(cfg: SweepConfig) -> None:
             raise ConfigError(f"task '{task}' has no pre-training env '{domain(task)}' in --envs")
     for name, value in (("frames", cfg.frames), ("finetune-frames", cfg.finetune_frames),
                         ("cpus-per-run", cfg.cpus_per_run), ("num-cpus", cfg.num_cpus)):
-        if value is not None and not value > 0:
-            raise ConfigError(f"{name}={value} must be > 0")
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{name}={value} must be > 0 and finite")
+    for seed in cfg.seeds:
+        check_seed(seed)
+    local_cpus = cfg.num_cpus or os.cpu_count() or 1
+    if cfg.address is None and cfg.cpus_per_run > local_cpus:
+        raise ConfigError(f"cpus-per-run={cfg.cpus_per_run:g} exceeds the {local_cpus} CPUs of "
+                          "the local Ray instance: no run could ever start")
     if cfg.max_retries < 0:
         raise ConfigError(f"max-retries={cfg.max_retries} must be >= 0")
     if cfg.address is not None and cfg.num_cpus is not None:
@@ -239,6 +257,24 @@ def validate(cfg: SweepConfig) -> None:
         if taken:
             raise ConfigError(f"--{name} may not set {taken[0].split('=', 1)[0]}: the sweep "
                               "sets it")
+    check_runs(expand(cfg))
+
+
+def check_runs(specs: list[RunSpec]) -> None:
+    """Every run's arguments through the run's own validation, without starting it (runs
+    that differ only in their seed, already checked, are checked once)."""
+    from edp.preflight import check_args
+
+    checked = set()
+    for spec in specs:
+        key = tuple(a for i, a in enumerate(spec.args) if i == 0 or spec.args[i - 1] != "--seed")
+        if key in checked:
+            continue
+        checked.add(key)
+        try:
+            check_args(spec.args, snapshot_pending=spec.after is not None)
+        except ConfigError as exc:
+            raise ConfigError(f"{spec.label}: {exc}") from exc
 
 
 def _execute(args: list[str]) -> tuple[int, str]:
@@ -332,11 +368,10 @@ class Driver:
         attempts = self.attempts[spec] = self.attempts.get(spec, 0) + 1
         if code == 0 and decision.action == "done":
             self._settle(spec, Outcome("done", decision.run_dir, attempts))
-        elif attempts <= self.cfg.max_retries:
+        elif attempts <= self.cfg.max_retries and code != CONFIG_ERROR:
             self.ready.append(spec)
         else:
-            lines = [x for x in stderr.splitlines() if x.strip()]
-            error = lines[-1] if lines else f"exit code {code} and no result.json"
+            error = error_line(stderr) or f"exit code {code} and no result.json"
             left = decision.run_dir or max(decision.stale, key=lambda p: p.stat().st_mtime,
                                            default=None)
             self._settle(spec, Outcome("failed", left, attempts, error))
@@ -373,13 +408,85 @@ def run(cfg: SweepConfig, stream=None) -> dict[RunSpec, Outcome]:
 
     started = not ray.is_initialized()
     if started:
-        ray.init(address=cfg.address or "local", num_cpus=cfg.num_cpus,
-                 include_dashboard=False, logging_level="WARNING")
+        connect(cfg)
     try:
+        check_cpus(cfg, ray.nodes())
         return Driver(cfg, expand(cfg), stream).run()
     finally:
         if started:
             ray.shutdown()
+
+
+def error_line(stderr: str) -> str:
+    """A failed run's own message: its `edp: error:` line, tyro's message (not the box
+    border), or the last line (a traceback's exception)."""
+    from edp.cli import boxed_message
+
+    ours = [line.strip() for line in stderr.splitlines() if line.startswith("edp: error:")]
+    return ours[-1] if ours else boxed_message(stderr)
+
+
+def connect(cfg: SweepConfig, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Start a local Ray instance, or join --address within `timeout` seconds; a cluster that
+    cannot be joined is one ConfigError naming the address and the likely cause."""
+    import ray
+
+    options = dict(include_dashboard=False, logging_level="WARNING")
+    if cfg.address is None:
+        ray.init(address="local", num_cpus=cfg.num_cpus, **options)
+        return
+    address = cfg.address
+    if address != "auto":
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--address {address} is not host:port or auto")
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout).close()
+        except socket.gaierror:
+            raise ConfigError(f"cannot join Ray at {address}: host '{host}' does not "
+                              "resolve") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot join Ray at {address}: nothing answers on port {port} "
+                              f"({exc.strerror or 'timed out'}); start the head there with "
+                              f"`ray start --head --port {port}`") from None
+    result: list = []
+    joiner = threading.Thread(target=_join, args=(address, options, result), daemon=True,
+                              name=JOIN_THREAD)
+    joiner.start()
+    joiner.join(timeout)
+    if not result:
+        raise ConfigError(f"cannot join Ray at {address} within {timeout:g} s: the port "
+                          f"answers but no Ray head accepted this client; {_token_hint()}")
+    if isinstance(result[0], BaseException):
+        lines = str(result[0]).strip().splitlines() or [type(result[0]).__name__]
+        raise ConfigError(f"cannot join Ray at {address}: {lines[0]}; {_token_hint()}")
+
+
+def _join(address: str, options: dict, result: list) -> None:
+    import ray
+
+    try:
+        ray.init(address=address, **options)
+        result.append(None)
+    except BaseException as exc:  # reported by the waiting thread
+        result.append(exc)
+
+
+def _token_hint() -> str:
+    """Ray >= 2.52 clusters may require a token, and say so only in raw log lines."""
+    if os.environ.get("RAY_AUTH_MODE") == "token":
+        return ("check that RAY_AUTH_TOKEN is the head's token (`ray get-auth-token` on the "
+                "head)")
+    return ("if the head uses token authentication, set RAY_AUTH_MODE=token and "
+            "RAY_AUTH_TOKEN to its token (`ray get-auth-token` on the head)")
+
+
+def check_cpus(cfg: SweepConfig, nodes: list[dict]) -> None:
+    """A run must fit on one node: refused before any is submitted, not left pending."""
+    largest = max((n["Resources"].get("CPU", 0) for n in nodes if n.get("Alive")), default=0)
+    if cfg.cpus_per_run > largest:
+        raise ConfigError(f"cpus-per-run={cfg.cpus_per_run:g} exceeds the largest node of the "
+                          f"Ray cluster ({largest:g} CPUs): no run could ever start")
 
 
 def describe(specs: list[RunSpec], root: Path) -> list[str]:
@@ -421,6 +528,11 @@ def main(argv: list[str]) -> int:
         return 0
     try:
         outcomes = run(cfg)
+    except ConfigError as exc:
+        print(f"edp: error: {exc}", file=sys.stderr, flush=True)
+        if any(t.name == JOIN_THREAD and t.is_alive() for t in threading.enumerate()):
+            os._exit(2)  # a join still hangs in Ray's core, which would log on past this line
+        return 2
     except KeyboardInterrupt:
         print("\nsweep: interrupted; run the same command again to finish (incomplete runs "
               "resume from their last checkpoint)", file=sys.stderr)

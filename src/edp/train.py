@@ -21,7 +21,7 @@ from edp.agents.registry import AGENT_NAMES, make_agent
 from edp.config import ConfigError, PretrainConfig, resolve, uses_device_loop, validate
 from edp.envs import VecEnv, check_env_name, is_maze, make_env, maze_name
 from edp.loop import LoopResult, LoopSettings, Trainer
-from edp.replay import ReplayBuffer
+from edp.replay import ReplayBuffer, check_replay
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes use their own env stream
 REWARD_MAP_ESTIMATES = 16
@@ -45,13 +45,9 @@ def train(cfg, label: str, env: VecEnv, eval_env: VecEnv, build: BuildAgent,
           settings: LoopSettings, resume_dir: Path | None) -> tuple[Trainer, LoopResult]:
     """Create (or reopen) the run directory under <out>/<env>/<label> and train to the end."""
     agent, init_fn = build(env)
-    if agent.batch_size > cfg.replay_capacity:
-        raise ConfigError(f"batch size {agent.batch_size} exceeds replay-capacity "
-                          f"{cfg.replay_capacity}")
-    if cfg.replay_capacity < env.episode_length * cfg.num_envs:
-        raise ConfigError(f"replay-capacity={cfg.replay_capacity} cannot hold one episode of "
-                          f"every env ({env.episode_length * cfg.num_envs} transitions)")
     skill_dim = meta_dim(agent)  # skill agents store their skill with every step
+    check_replay(cfg.replay_capacity, agent.batch_size, cfg.nstep, env.episode_length,
+                 cfg.num_envs, env.observation_dim, env.action_dim + 2 + skill_dim)
     replay = ReplayBuffer(cfg.replay_capacity, env.episode_length, cfg.num_envs,
                           env.observation_dim, env.action_dim, cfg.nstep, cfg.discount,
                           extras={"meta": skill_dim} if skill_dim else None)

@@ -64,7 +64,8 @@ class ProtoConfig:
             ("num_protos", self.num_protos >= 1, ">= 1"),
             ("tau", self.tau > 0, "> 0"),
             ("topk", 1 <= self.topk <= self.queue_size, f"in [1, queue_size={self.queue_size}]"),
-            ("queue_size", self.queue_size >= 1 and self.queue_size % self.num_protos == 0,
+            ("queue_size", self.queue_size >= 1 and self.num_protos >= 1
+             and self.queue_size % self.num_protos == 0,
              f"a positive multiple of num_protos={self.num_protos}"),
             ("predictor_target_tau", 0 < self.predictor_target_tau <= 1, "in (0, 1]"),
             ("sinkhorn_iters", self.sinkhorn_iters >= 1, ">= 1"),

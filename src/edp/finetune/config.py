@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from edp.agents.ddpg import DDPGConfig
-from edp.config import PRESETS, ConfigError, check_positive, check_run
+from edp.config import PRESETS, ConfigError, check_env, check_episodes, check_run
 from edp.finetune.common import DiffusionFinetuneConfig
 from edp.finetune.dipo import DIPOConfig
 from edp.finetune.dql import DQLConfig
@@ -99,11 +99,12 @@ class FinetuneConfig:
 
 def validate(cfg: FinetuneConfig) -> None:
     """Reject impossible settings before anything is written."""
+    check_env(cfg.env, pretraining=False)
     if cfg.method not in FINETUNE_METHODS:
         raise ConfigError(f"unknown method '{cfg.method}'; valid methods: "
                           f"{', '.join(FINETUNE_METHODS)}")
     check_run(cfg)
-    check_positive(eval_episodes=cfg.eval_episodes)
+    check_episodes("eval-episodes", cfg.eval_episodes, 1)
     if cfg.eval_every < 0:
         raise ConfigError(f"eval-every={cfg.eval_every} must be >= 0")
     if cfg.eval_zero_noise and cfg.method == "ddpg":
