@@ -79,3 +79,16 @@ def test_learning_stays_a_branch_when_seeds_are_vmapped():
     jaxpr = jax.make_jaxpr(jax.vmap(chunk, in_axes=(0, 0, None, None)), static_argnums=3)(
         carry, keys, np.int32(0), 1)
     assert _branches_with_dots(jaxpr.jaxpr) == 1
+
+
+def test_runs_from_before_the_compiled_loop_resume_in_the_host_loop(tmp_path):
+    """A config.json without `loop` was written by the host loop: --resume keeps using it."""
+    assert main(["pretrain", *RANDOM, "--loop", "host", "--out", str(tmp_path)]) == 0
+    (run,) = runs(tmp_path).values()
+    data = json.loads((run / "config.json").read_text())
+    del data["config"]["loop"], data["config"]["seeds"]
+    (run / "config.json").write_text(json.dumps(data))
+    (run / "result.json").unlink()  # stopped after its last checkpoint
+    coverage = json.loads((run / "coverage.json").read_text())["curve"]
+    assert main(["pretrain", "--resume", str(run)]) == 0
+    assert json.loads((run / "coverage.json").read_text())["curve"] == coverage

@@ -180,6 +180,8 @@ def _resume(argv: list[str], command: str, config_cls, run_fn) -> int:
             missing = [k for k in ("env", "seed", "frames") if k not in data]
             if missing:  # newer fields may be absent (defaults), never what identifies the run
                 raise ConfigError(f"config.json has no '{missing[0]}'")
+            if several:  # runs from before the compiled loop trained in the host loop
+                data.setdefault("loop", "host")
             configs.append(from_json(config_cls, data))
             _check_logs(run_dir, configs[-1], args.repair_logs)
         except (OSError, TypeError, KeyError, ValueError) as exc:

@@ -201,18 +201,26 @@ class DeviceTrainer:
         for run in self.runs:
             directory = run.run_dir / "checkpoints" / str(frame)
             state, info, arrays = checkpoint.load(directory, template_state)
-            if info.get("loop") != "device":
+            if "sample_rng" in info:  # only the host loop keeps generator states
                 raise checkpoint.CheckpointError(
-                    f"{directory} was written by the host loop; resume it with --loop host")
+                    f"{directory} was written by the host loop, its config.json asks for the "
+                    "device loop")
             try:
+                step, episodes = info["step"], info["episodes"]
+                if not step == info["frame"] == episodes * self.length == frame:
+                    raise ValueError(f"step {step}, frame {info['frame']} and episodes "
+                                     f"{episodes} disagree with the directory's frame {frame}")
                 replays.append(template_replay.load_state_dict(arrays["replay"]))
                 run.coverage.load_state_dict(arrays["coverage"])
-            except (KeyError, ValueError) as exc:
+                run.returns = [float(r) for r in info["episode_returns"]]
+            except KeyError as exc:
+                raise checkpoint.CheckpointError(f"corrupt checkpoint {directory}: no {exc}") \
+                    from exc
+            except (TypeError, ValueError) as exc:
                 raise checkpoint.CheckpointError(f"corrupt checkpoint {directory}: {exc}") \
                     from exc
             states.append(state)
-            run.returns = list(info["episode_returns"])
-            self.episodes = info["episodes"]
+            self.episodes = episodes
         self.carry = _distinct({**self.carry, "state": stack(states), "replay": stack(replays)})
 
     def save_snapshots(self) -> None:
