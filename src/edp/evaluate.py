@@ -127,7 +127,7 @@ def evaluate_run(cfg: EvalConfig) -> tuple[dict[str, float], int, Path | None]:
     agent, state, meta, env = loaded.agent, loaded.state, loaded.meta, loaded.env
     key = jax.random.PRNGKey(cfg.seed)
     returns, frames = run_episodes(agent, state, env, cfg.episodes, key, meta["step"], cfg.video,
-                                   episode_progress(cfg.episodes))
+                                   on_rollout=episode_progress(cfg.episodes))
     video = None
     if frames:
         from edp.video import write_mp4
