@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_maze import (
     LEAKS,
@@ -152,6 +152,8 @@ def test_move_matches_numpy_on_vertex_shots(name):
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(MAZE_NAMES), coordinate, coordinate, displacement, displacement,
        st.floats(0, 1, width=32, exclude_max=True), st.booleans())
+# float32 -0.5 plus a tiny error: float64 rounds the sum back onto the half (no crossing)
+@example("square_bottleneck", 0.0, -1.1754943508222875e-38, 0.0, -0.5, 0.5, False)
 def test_move_matches_numpy_anywhere(name, x, y, dx, dy, u, strict):
     p, d = np.array([[x, y]], np.float32), np.array([[dx, dy]], np.float32)
     draws = np.full((1, 3), u, np.float32)

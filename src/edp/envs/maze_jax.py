@@ -87,10 +87,14 @@ def _two_product(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def _rint_of_sum(a: jax.Array, b: jax.Array) -> jax.Array:
-    """rint(a + b) of the exact sum (float32 a + b may round onto a half-integer)."""
+    """rint(a + b) with a + b rounded to float64 first, as maze.py computes it: float32 a + b
+    may round onto a half-integer that the float64 sum is off by its error e, unless e is
+    below half a float64 ulp of the sum (a tiny a beside b), where float64 lands on it too."""
     s, e = _two_sum(a, b)
     on_half = s - jnp.floor(s) == 0.5
-    return jnp.where(on_half & (e != 0), s + 0.5 * jnp.sign(e), jnp.rint(s))
+    half_ulp64 = jnp.ldexp(jnp.float32(1.0), jnp.frexp(s)[1] - 54)  # |s| in [2^(x-1), 2^x)
+    off = on_half & (jnp.abs(e) > half_ulp64)
+    return jnp.where(off, s + 0.5 * jnp.sign(e), jnp.rint(s))
 
 
 def _backed_off(line: jax.Array, step: jax.Array, u: jax.Array) -> jax.Array:
