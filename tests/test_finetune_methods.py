@@ -103,6 +103,15 @@ def test_value_regresses_to_the_expectile_of_the_target_q(tau):
         assert v > q.mean() + 0.3 * q.std()
 
 
+def _iql_batch(rng: np.random.Generator) -> dict:
+    """Eight transitions (3-d states, 2-d actions), the last two ending their episodes."""
+    return {"observation": rng.normal(size=(8, 3)).astype(np.float32),
+            "action": rng.uniform(-1, 1, (8, 2)).astype(np.float32),
+            "reward": rng.normal(size=8).astype(np.float32),
+            "discount": np.array([0.99**3] * 6 + [0.0] * 2, np.float32),
+            "next_observation": rng.normal(size=(8, 3)).astype(np.float32)}
+
+
 @pytest.mark.parametrize("reference_discount", [False, True])
 def test_q_step_bootstraps_with_the_batch_discount_then_moves_the_target_by_ema(
         reference_discount):
@@ -111,11 +120,7 @@ def test_q_step_bootstraps_with_the_batch_discount_then_moves_the_target_by_ema(
     state = iql.init_iql(nets, jax.random.PRNGKey(0), 3, 2)
     state = state.replace(q_target=jax.tree.map(lambda p: p + 0.1, state.q))  # target != q
     rng = np.random.default_rng(0)
-    batch = {"observation": rng.normal(size=(8, 3)).astype(np.float32),
-             "action": rng.uniform(-1, 1, (8, 2)).astype(np.float32),
-             "reward": rng.normal(size=8).astype(np.float32),
-             "discount": np.array([0.99**3] * 6 + [0.0] * 2, np.float32),
-             "next_observation": rng.normal(size=(8, 3)).astype(np.float32)}
+    batch = _iql_batch(rng)
     new, metrics = jax.jit(lambda s, b: iql.update_iql(cfg, nets, s, b))(state, batch)
     next_v = np.asarray(nets.value.apply({"params": new.value}, batch["next_observation"]))
     gamma = np.where(batch["discount"] > 0, 0.99, 0.0) if reference_discount \
@@ -134,11 +139,7 @@ def test_policy_backup_bootstraps_on_the_target_q_of_the_next_action_and_skips_v
     state = iql.init_iql(nets, jax.random.PRNGKey(0), 3, 2)
     state = state.replace(q_target=jax.tree.map(lambda p: p + 0.1, state.q))  # target != q
     rng = np.random.default_rng(1)
-    batch = {"observation": rng.normal(size=(8, 3)).astype(np.float32),
-             "action": rng.uniform(-1, 1, (8, 2)).astype(np.float32),
-             "reward": rng.normal(size=8).astype(np.float32),
-             "discount": np.array([0.99**3] * 6 + [0.0] * 2, np.float32),
-             "next_observation": rng.normal(size=(8, 3)).astype(np.float32)}
+    batch = _iql_batch(rng)
     next_action = rng.uniform(-1, 1, (8, 2)).astype(np.float32)
     new, metrics = jax.jit(lambda s, b, a: iql.update_iql(cfg, nets, s, b, a))(
         state, batch, next_action)
