@@ -38,7 +38,15 @@ from edp import checkpoint
 from edp.agents.base import meta_dim
 from edp.device_replay import DeviceReplay
 from edp.envs import maze_jax
-from edp.loop import LoopResult, LoopSettings, NonFiniteError, describe, run_episodes, summarise
+from edp.loop import (
+    LoopResult,
+    LoopSettings,
+    NonFiniteError,
+    crossed,
+    describe,
+    run_episodes,
+    summarise,
+)
 from edp.sinks import Progress, Sinks, to_scalars
 
 CHUNK_EPISODES = 20  # episodes per compiled call between host visits (1,000 maze steps)
@@ -258,9 +266,9 @@ class DeviceTrainer:
                 self._after_chunk(np.asarray(observations), np.asarray(returns))
                 if self.frame in snapshots:
                     self.save_snapshots()
-                if _crossed(s.checkpoint_every, before, self.frame):
+                if crossed(s.checkpoint_every, before, self.frame):
                     self.save_checkpoints()
-                if _crossed(s.log_every, before, self.frame):
+                if crossed(s.log_every, before, self.frame):
                     self._log(progress)
             self.save_snapshots()
             self.save_checkpoints()
@@ -315,10 +323,6 @@ def _distinct(carry: dict) -> dict:
     """The carry with a buffer of its own per leaf: it is donated to each chunk, and a state
     may hold one array twice (DDPG's target critic starts as the critic)."""
     return jax.tree.map(lambda x: jnp.array(x, copy=True), carry)
-
-
-def _crossed(every: int, before: int, after: int) -> bool:
-    return every > 0 and before // every != after // every
 
 
 def _metrics_template(agent: Any, state: Any, replay: DeviceReplay) -> dict:

@@ -147,7 +147,7 @@ class Trainer:
         return self.step * self.env.num_envs
 
     def _due(self, every: int, frames_this_step: int) -> bool:
-        return every > 0 and (self.frame // every) != ((self.frame - frames_this_step) // every)
+        return crossed(every, self.frame - frames_this_step, self.frame)
 
     def run(self) -> LoopResult:
         s, agent, env = self.settings, self.agent, self.env
@@ -276,6 +276,11 @@ class Trainer:
             print(f"eval at {self.frame:,} frames: {describe(row)} over {len(returns)} episodes "
                   f"({time.perf_counter() - t0:.1f}s)", flush=True)
         return row
+
+
+def crossed(every: int, before: int, after: int) -> bool:
+    """Whether going from frame `before` to `after` passed a multiple of `every` (0: never)."""
+    return every > 0 and before // every != after // every
 
 
 def snapshot_meta(run_dir: Path, frame: int, agent_name: str, env: VecEnv) -> dict:
