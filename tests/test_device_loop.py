@@ -10,8 +10,9 @@ import numpy as np
 from edp.agents.registry import make_agent
 from edp.cli import main
 from edp.config import resolve
-from edp.device_loop import _distinct, _metrics_template, make_chunk, seed_keys, stack
+from edp.device_loop import _metrics_template, make_chunk, seed_keys, stack
 from edp.device_replay import DeviceReplay
+from edp.devices import SeedPlacement
 from edp.envs import maze_jax
 from edp.presets import pretrain_defaults
 
@@ -29,13 +30,16 @@ def runs(root: Path) -> dict[int, Path]:
 
 def test_seeds_in_one_process_equal_separate_runs(tmp_path):
     """The random agent has no learned numbers, so a group of seeds must reproduce each seed's
-    own run exactly: coverage curve, replay, and a config.json that names that seed alone."""
-    assert main(["pretrain", *RANDOM, "--seeds", "0", "1", "--out", str(tmp_path / "group")]) == 0
-    for seed in (0, 1):
+    own run exactly: coverage curve, replay, and a config.json that names that seed alone.
+    Three seeds on the two devices of the test session: one device also runs a padding seed."""
+    assert len(jax.devices()) == 2  # tests/conftest.py
+    assert main(["pretrain", *RANDOM, "--seeds", "0", "1", "2", "--out",
+                 str(tmp_path / "group")]) == 0
+    for seed in (0, 1, 2):
         assert main(["pretrain", *RANDOM, "--seed", str(seed), "--out",
                      str(tmp_path / f"alone{seed}")]) == 0
     group = runs(tmp_path / "group")
-    assert sorted(group) == [0, 1]
+    assert sorted(group) == [0, 1, 2]
     for seed, run in group.items():
         (alone,) = runs(tmp_path / f"alone{seed}").values()
         config = json.loads((run / "config.json").read_text())["config"]
@@ -49,6 +53,19 @@ def test_seeds_in_one_process_equal_separate_runs(tmp_path):
             ["observation"])
     curves = [json.loads((run / "coverage.json").read_text())["curve"] for run in group.values()]
     assert len(curves[0]) == 10 and curves[0] != curves[1]  # one value per episode; seeds differ
+
+
+def test_a_group_is_padded_to_the_devices_and_split_evenly():
+    placement = SeedPlacement(3, jax.devices()[:2])
+    placed = placement.place({"x": jnp.arange(6.0).reshape(3, 2)})["x"]
+    assert placed.shape == (4, 2) and placement.padded == 4
+    np.testing.assert_array_equal(placed[:3], np.arange(6.0).reshape(3, 2))
+    np.testing.assert_array_equal(placed[3], placed[2])  # the padding repeats the last seed
+    shards = sorted((s.device.id, s.index[0].start, s.data.shape)
+                    for s in placed.addressable_shards)
+    assert shards == [(0, 0, (2, 2)), (1, 2, (2, 2))]
+    alone = SeedPlacement(1, jax.devices()[:2])
+    assert alone.padded == 1 and len(alone.sharding.device_set) == 1
 
 
 def _branches_with_dots(jaxpr) -> int:
@@ -73,8 +90,8 @@ def test_learning_stays_a_branch_when_seeds_are_vmapped():
     keys = stack([seed_keys(s) for s in range(3)])
     states = jax.vmap(agent.init)(keys["init"])
     metrics = _metrics_template(agent, jax.tree.map(lambda x: x[0], states), replay)
-    carry = _distinct({"state": states, "replay": stack([replay] * 3),
-                       "metrics": stack([metrics] * 3), "finite": jnp.ones(3, bool)})
+    carry = {"state": states, "replay": stack([replay] * 3),
+             "metrics": stack([metrics] * 3), "finite": jnp.ones(3, bool)}
     chunk = make_chunk(agent, maze_jax.maze_arrays("square_a"), False, 50)
     jaxpr = jax.make_jaxpr(jax.vmap(chunk, in_axes=(0, 0, None, None)), static_argnums=3)(
         carry, keys, np.int32(0), 1)

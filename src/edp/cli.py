@@ -64,6 +64,9 @@ def _pretrain_parts():
 
 
 def pretrain(argv: list[str]) -> int:
+    from edp.devices import expose_cpu_cores
+
+    expose_cpu_cores()  # before anything starts JAX: a group of maze seeds spans the cores
     from edp.train import pretrain_run
 
     return _train_command(

@@ -37,6 +37,7 @@ import numpy as np
 from edp import checkpoint
 from edp.agents.base import meta_dim
 from edp.device_replay import DeviceReplay
+from edp.devices import SeedPlacement
 from edp.envs import maze_jax
 from edp.loop import (
     LoopResult,
@@ -156,13 +157,15 @@ class DeviceTrainer:
         self.agent, self.runs, self.settings = agent, runs, settings
         self.length = episode_length
         self.snapshot_meta = snapshot_meta
-        self.keys = stack([seed_keys(run.seed) for run in runs])
-        states = jax.vmap(agent.init)(self.keys["init"])
+        self.placement = SeedPlacement(len(runs))
+        keys = stack([seed_keys(run.seed) for run in runs])
+        states = jax.vmap(agent.init)(keys["init"])
         replays = stack([replay] * len(runs))
         metrics = _metrics_template(agent, unstack(states, 0), replay)
-        self.carry = _distinct({"state": states, "replay": replays,
-                                "metrics": stack([metrics] * len(runs)),
-                                "finite": jnp.ones(len(runs), bool)})
+        self.keys = self.placement.place(keys)
+        self.carry = self._place({"state": states, "replay": replays,
+                                  "metrics": stack([metrics] * len(runs)),
+                                  "finite": jnp.ones(len(runs), bool)})
         chunk = make_chunk(agent, maze_jax.maze_arrays(maze_name), strict, episode_length)
         self._chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None, None)), static_argnums=3,
                               donate_argnums=0)
@@ -229,7 +232,14 @@ class DeviceTrainer:
                     from exc
             states.append(state)
             self.episodes = episodes
-        self.carry = _distinct({**self.carry, "state": stack(states), "replay": stack(replays)})
+        real = jax.tree.map(lambda x: x[:len(self.runs)], self.carry)
+        self.carry = self._place({**real, "state": stack(states), "replay": stack(replays)})
+
+    def _place(self, carry: dict) -> dict:
+        """The carry split across devices, with a buffer of its own per leaf: it is donated
+        to each chunk, and a state may hold one array twice (DDPG's target critic starts as
+        the critic)."""
+        return self.placement.place(jax.tree.map(lambda x: jnp.array(x, copy=True), carry))
 
     def save_snapshots(self) -> None:
         for i, run in enumerate(self.runs):
@@ -317,12 +327,6 @@ class DeviceTrainer:
             print(f"seed {run.seed}: eval at {self.frame:,} frames: {describe(row)} over "
                   f"{len(returns)} episodes", flush=True)
         return row
-
-
-def _distinct(carry: dict) -> dict:
-    """The carry with a buffer of its own per leaf: it is donated to each chunk, and a state
-    may hold one array twice (DDPG's target critic starts as the critic)."""
-    return jax.tree.map(lambda x: jnp.array(x, copy=True), carry)
 
 
 def _metrics_template(agent: Any, state: Any, replay: DeviceReplay) -> dict:
