@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check src tests benchmarks
-exec .venv/bin/python -m pytest "$@"
+# One worker per core, a test file per worker (module fixtures such as a local Ray stay put);
+# the ten slowest tests are listed at the end.
+exec .venv/bin/python -m pytest -n auto --dist loadfile --durations=10 "$@"

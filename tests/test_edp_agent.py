@@ -97,3 +97,39 @@ def test_policy_can_be_left_untrained_and_bad_values_are_rejected():
                                             state1.policy.params)))
     with pytest.raises(ValueError, match="edp reward_samples=0: must be >= 1"):
         EDPAgent(EDPConfig(reward_samples=0), BACKBONE, 2, 2)
+
+
+def test_reward_options_change_what_is_rewarded_and_how():
+    """reward_on picks the state the logged raw reward is computed on (checked against the
+    agent's raw_reward on that state with the update's reward key); without reward dropout the
+    reward is the eval-mode denoising loss (computed here from the diffusion module)."""
+    from edp import diffusion
+    from edp.score_models import score_fn
+
+    rng = np.random.default_rng(2)
+    batch = make_batch(rng, 1, 64)
+    batch["next_observation"] = batch["observation"] + 2.0  # far from the origin
+    k_iter = jax.random.split(jax.random.PRNGKey(5), 1)[0]  # scan_iterations' key of iteration 0
+    k_reward = jax.random.split(k_iter, 4)[2]  # _update_once's reward key
+    raws = {}
+    for reward_on in ("observation", "next_observation"):
+        cfg = EDPConfig(**{**SMALL.__dict__, "reward_on": reward_on})
+        agent = EDPAgent(cfg, BACKBONE, 2, 2)
+        after, metrics = agent.update(agent.init(jax.random.PRNGKey(0)), batch,
+                                      jax.random.PRNGKey(5))
+        raw = agent.raw_reward(after.state_model, jnp.asarray(batch[reward_on][0]), k_reward)
+        raws[reward_on] = float(metrics["intr_reward_raw"])
+        assert raws[reward_on] == pytest.approx(float(raw.mean()), rel=1e-4)
+    assert raws["next_observation"] != pytest.approx(raws["observation"], rel=1e-3)
+
+    obs = jnp.asarray(batch["observation"][0])
+    for dropout in (True, False):
+        cfg = EDPConfig(**{**SMALL.__dict__, "reward_dropout": dropout,
+                           "reward_estimator": "stratified"})
+        agent = EDPAgent(cfg, BACKBONE, 2, 2)
+        model = agent.init(jax.random.PRNGKey(0)).state_model
+        k_draw = jax.random.split(jax.random.PRNGKey(9))[0]
+        fn = score_fn(agent.state_net, model.params, model.constants, None)
+        eval_mode = diffusion.dsm_loss_per_sample(fn, obs, k_draw, num_draws=8, stratified=True)
+        ours = agent.raw_reward(model, obs, jax.random.PRNGKey(9))
+        assert np.allclose(ours, eval_mode, rtol=1e-5) is not dropout

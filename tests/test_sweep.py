@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 
 from edp.config import ConfigError
-from edp.sweep import SweepConfig, check_cpus, decide, error_line, expand, main, run
+from edp.sweep import (
+    Driver,
+    SweepConfig,
+    _execute,
+    check_cpus,
+    decide,
+    error_line,
+    expand,
+    main,
+    run,
+)
 
 TINY = "--seed-frames 1000 --eval-episodes 1 --quiet"
 
@@ -65,6 +75,10 @@ def test_grid_expands_pretraining_then_finetunes_that_wait_for_their_snapshot(tm
     maze = expand(SweepConfig(envs=("maze/square_a",), tasks=("maze/square_a:far_end",)))
     assert [(s.env, s.name, s.after) for s in maze] == [
         ("maze/square_a", "edp", None), ("maze/square_a:far_end", "ddpg_from_edp", maze[0])]
+    # seeds may share a process only in the compiled maze loop
+    assert maze[0].group and maze[1].group is None and all(s.group is None for s in specs)
+    host = expand(SweepConfig(envs=("maze/square_a",), pretrain_args="--loop host"))
+    assert host[0].group is None
 
 
 @pytest.mark.parametrize("args, message", [
@@ -138,7 +152,9 @@ def test_dry_run_lists_what_would_happen(tmp_path, capsys):
                  "maze/square_a:far_end",
                  "--out", str(tmp_path), "--pretrain-args", "--seed-frames 10", "--dry-run"])
     lines = capsys.readouterr().out.splitlines()
-    assert code == 0 and len(lines) == 6
+    assert code == 0 and len(lines) == 7
+    assert lines[6] == ("(maze pre-training seeds of one env and agent share a process, up to 8 "
+                        "per process: --seeds-per-process)")
     assert lines[0].startswith("done    pretrain maze/square_a edp seed 0:")
     assert lines[1].endswith(f"edp pretrain --resume {tmp_path / env / 'edp' / '1-bbbbbb'}")
     assert lines[2].startswith("fresh   pretrain maze/square_a edp seed 2: edp pretrain --env")
@@ -184,6 +200,45 @@ def test_sweep_runs_the_grid_once_then_only_what_is_missing(local_ray, tmp_path)
     assert len(ran) == 2 and ran[resumed] == 1 and not restarted.exists()
     assert all((o.run_dir / "result.json").is_file() for o in third.values())
     assert len(list(tmp_path.glob("maze/*/random/*"))) == 4
+
+
+def test_seeds_of_a_maze_grid_share_processes(local_ray, tmp_path):
+    """Three seeds, two per process: `--seeds 0 1` on two CPUs, then `--seed 2` on one; each
+    seed still gets its own finished run directory. Then a resume of two killed seeds that
+    stopped at the same checkpoint is one `--resume` process."""
+    cfg = SweepConfig(envs=("maze/square_a",), agents=("random",), seeds=(0, 1, 2),
+                      seeds_per_process=2, frames=1000, pretrain_args=TINY, out=tmp_path)
+    launched = []
+
+    class Task:  # runs each launch at once, recording its arguments and CPUs
+        def options(self, num_cpus):
+            self.cpus = num_cpus
+            return self
+
+        def remote(self, args):
+            launched.append((args, self.cpus))
+            return local_ray.put(_execute(args))
+
+    def sweep():
+        launched.clear()
+        driver = Driver(cfg, expand(cfg), io.StringIO())
+        driver.task = Task()
+        return driver.run()
+
+    outcomes = sweep()
+    assert [(a[a.index("--seeds") + 1:a.index("--seeds") + 3] if "--seeds" in a else
+             a[a.index("--seed") + 1], cpus) for a, cpus in launched] == [(["0", "1"], 2), ("2", 1)]
+    assert sorted(o.run_dir.name[0] for o in outcomes.values()) == ["0", "1", "2"]
+    for outcome in outcomes.values():
+        config = json.loads((outcome.run_dir / "config.json").read_text())["config"]
+        assert config["seed"] == int(outcome.run_dir.name[0]) and config["seeds"] == []
+        assert (outcome.run_dir / "result.json").is_file() and outcome.status == "done"
+    killed = sorted(o.run_dir for o in outcomes.values())[:2]
+    for run_dir in killed:
+        (run_dir / "result.json").unlink()
+    again = sweep()
+    assert launched == [(["pretrain", "--resume", *map(str, killed)], 2)]
+    assert all(o.status == "done" for o in again.values())
 
 
 def test_run_failing_with_exit_2_is_not_retried_and_its_error_line_shown(local_ray, tmp_path,

@@ -9,8 +9,9 @@ runs again, so a stopped benchmark continues where it was):
   is the difference of two runs, `--short` and `--long` frames, both past the seed phase:
   (long - short) frames over the difference of their wall times (and of their CPU times), so
   start-up and compilation cancel. Sizes: `fast`, and `mid` (update every step, 5 iterations,
-  batch 1024, DDPG width 256, score nets 128 x 2, K = 20), whose GFLOP/s come from XLA's FLOP
-  count of one update and are put next to the machine's measured float32 GEMM rate.
+  batch 1024, DDPG width 256, score nets 128 x 2, K = 20; 4,100 and 4,200 frames), whose
+  GFLOP/s come from XLA's FLOP count of one update and are put next to the machine's measured
+  float32 GEMM rate.
 - coverage: the random agent, 3 seeds, host loop (one process per seed) vs compiled loop (one
   process for the 3), square_a and square_tree, 100k frames; and EDP `fast` in the compiled
   loop on square_tree, 3 seeds in one process. Run directories go to runs/ (not committed);
@@ -22,17 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-HERE = Path(__file__).parent
-REPO = HERE.parent.parent
-RUNS, RECORDS, RESULTS = HERE / "runs", HERE / "records", HERE / "results.jsonl"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import REPO, Results, edp, machine  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RUNS, RECORDS = HERE / "runs", HERE / "records"
+RESULTS = Results(HERE / "results.jsonl")
 MID = ["--ddpg.update-every", "1", "--ddpg.updates-per-step", "5", "--ddpg.batch-size", "1024",
        "--ddpg.hidden-dim", "256", "--edp.score-hidden-dim", "128", "--edp.score-blocks", "2",
        "--edp.score-time-dim", "128", "--edp.reward-samples", "20"]
@@ -42,40 +42,17 @@ SPEED = [  # (size, agent, loop, seeds)
     ("fast", "ddpg", "host", 1), ("fast", "ddpg", "device", 1),
     ("fast", "edp", "device", 3), ("fast", "edp", "device", 8),
     ("fast", "ddpg", "device", 3), ("fast", "ddpg", "device", 8),
-    ("mid", "edp", "host", 1), ("mid", "edp", "device", 1), ("mid", "edp", "device", 3),
+    ("mid", "edp", "device", 1), ("mid", "edp", "device", 3), ("mid", "edp", "host", 1),
 ]
-
-
-def results() -> list[dict]:
-    if not RESULTS.is_file():
-        return []
-    return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-
-
-def append(row: dict) -> None:
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps(row), flush=True)
-
-
-def pretrain(args: list[str], out: Path) -> tuple[float, float]:
-    """Run `edp pretrain args` in its own process; (wall seconds, CPU seconds)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "edp.cli", "pretrain", *args, "--out", str(out),
-                    "--quiet"], check=True, cwd=REPO)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def speed(size: str, agent: str, loop: str, seeds: int, short: int, long: int) -> dict:
     seed_args = ["--seeds", *map(str, range(seeds))] if seeds > 1 else ["--seed", "0"]
     base = ["--env", "maze/square_a", "--agent", agent, "--loop", loop, *seed_args,
             "--eval-episodes", "0", "--checkpoint-every", "0",
-            "--log-every", "1000" if size == "fast" else "250", *SIZES[size]]
+            "--log-every", "1000" if size == "fast" else "100", *SIZES[size]]
     scratch = RUNS / "speed"
-    times = [pretrain([*base, "--frames", str(frames)], scratch) for frames in (short, long)]
+    times = [edp("pretrain", [*base, "--frames", str(frames)], scratch) for frames in (short, long)]
     shutil.rmtree(scratch, ignore_errors=True)
     wall = times[1][0] - times[0][0]
     cpu = times[1][1] - times[0][1]
@@ -125,8 +102,8 @@ def coverage(agent: str, maze: str, loop: str, seeds: int = 3) -> list[dict]:
     rows = []
     for group in groups:
         seed_args = ["--seeds", *map(str, group)] if len(group) > 1 else ["--seed", str(group[0])]
-        wall, cpu = pretrain(["--env", f"maze/{maze}", "--agent", agent, "--loop", loop,
-                              *seed_args], out)
+        wall, cpu = edp("pretrain", ["--env", f"maze/{maze}", "--agent", agent, "--loop",
+                                     loop, *seed_args], out)
         for seed in group:
             run = newest(out / "maze" / maze / agent, seed)
             result = json.loads((run / "result.json").read_text())
@@ -145,16 +122,8 @@ def newest(parent: Path, seed: int) -> Path:
     return max(parent.glob(f"{seed}-*/result.json"), key=lambda p: p.stat().st_mtime).parent
 
 
-def machine() -> str:
-    import jax
-
-    cpu = platform.processor() or platform.machine()
-    return (f"{platform.node()}: {cpu}, {len(__import__('os').sched_getaffinity(0))} cores, "
-            f"{jax.default_backend()}, jax {jax.__version__}, Python {platform.python_version()}")
-
-
 def table() -> None:
-    rows = results()
+    rows = RESULTS.rows()
     speeds = [r for r in rows if r["part"] == "speed"]
     if speeds:
         print("| size | agent | loop | seeds | frames/s per seed | frames/s total | CPU ms per "
@@ -195,19 +164,19 @@ def main() -> None:
     args = parser.parse_args()
     if not args.table:
         print(f"command: {' '.join(sys.argv)}\nmachine: {machine()}", flush=True)
-        done = results()
+        done = RESULTS.rows()
         if "speed" in args.parts:
             for size, agent, loop, seeds in SPEED:
                 if not any(r["part"] == "speed" and (r["size"], r["agent"], r["loop"],
                            r["seeds"]) == (size, agent, loop, seeds) for r in done):
-                    short, long = (args.short, args.long) if size == "fast" else (4250, 4500)
-                    append(speed(size, agent, loop, seeds, short, long))
+                    short, long = (args.short, args.long) if size == "fast" else (4100, 4200)
+                    RESULTS.append(speed(size, agent, loop, seeds, short, long))
         if "coverage" in args.parts:
             for agent, maze, loop in COVERAGE:
                 if not any(r["part"] == "coverage" and (r["agent"], r["maze"], r["loop"]) ==
                            (agent, maze, loop) for r in done):
                     for row in coverage(agent, maze, loop):
-                        append(row)
+                        RESULTS.append(row)
     table()
 
 

@@ -1,10 +1,11 @@
 """`edp sweep`: a grid of runs (envs x agents x seeds, then x tasks x methods) as Ray tasks.
 
 Each run is one `python -m edp.cli ...` subprocess inside a Ray task, so a crashing run cannot
-take the driver down. The run root is the sweep's only state: a run is done when its directory
-has result.json, so invoking the same sweep again launches only what is missing, resumes
-incomplete runs from their last checkpoint and restarts those that have none.
-"""
+take the driver down; maze pre-training runs of the compiled loop that differ only in their
+seed share one such process (`edp pretrain --seeds ...`, docs/compiled_loop.md). The run root
+is the sweep's only state: a run is done when its directory has result.json, so invoking the
+same sweep again launches only what is missing, resumes incomplete runs from their last
+checkpoint and restarts those that have none."""
 
 from __future__ import annotations
 
@@ -72,7 +73,12 @@ class SweepConfig:
     num_cpus: int | None = None
     """CPUs of the local Ray instance (default: all of this machine's)."""
     cpus_per_run: float = 1.0
-    """CPUs Ray reserves for each run."""
+    """CPUs Ray reserves for each run (a process of several seeds: that many times, at most
+    one node's CPUs)."""
+    seeds_per_process: int = 8
+    """Maze pre-training runs of the compiled loop that differ only in their seed share one
+    process of up to this many seeds, split across the node's cores or GPUs (1: a process per
+    run)."""
     max_retries: int = 2
     """Times a failed run is started again (resuming if it left a checkpoint) before it is
     reported failed."""
@@ -91,6 +97,7 @@ class RunSpec:
     args: tuple[str, ...]  # `edp` arguments of a fresh start (a fine-tune's --snapshot added later)
     identity: tuple[tuple[str, object], ...]  # config.json values a run of this spec has
     after: RunSpec | None = None  # the pre-training run whose snapshot a fine-tune starts from
+    group: tuple[str, ...] | None = None  # runs with the same group may share one process
 
     @property
     def label(self) -> str:
@@ -122,13 +129,15 @@ def expand(cfg: SweepConfig) -> list[RunSpec]:
     specs = []
     for env in cfg.envs:
         for agent in cfg.agents:
+            frames = () if cfg.frames is None else ("--frames", str(cfg.frames))
+            rest = ("--out", out, "--preset", cfg.preset, *frames,
+                    *shlex.split(cfg.pretrain_args))
+            group = _seed_group(("pretrain", "--env", env, "--agent", agent, *rest))
             for seed in cfg.seeds:
-                frames = () if cfg.frames is None else ("--frames", str(cfg.frames))
-                args = ("pretrain", "--env", env, "--agent", agent, "--seed", str(seed),
-                        "--out", out, "--preset", cfg.preset, *frames,
-                        *shlex.split(cfg.pretrain_args))
+                args = ("pretrain", "--env", env, "--agent", agent, "--seed", str(seed), *rest)
                 specs.append(RunSpec("pretrain", env, agent, seed, args,
-                                     _identity(seed, cfg.preset, cfg.frames, agent=agent)))
+                                     _identity(seed, cfg.preset, cfg.frames, agent=agent),
+                                     group=group))
     finetunes = []
     for pre in (spec for spec in specs if spec.name not in NOTHING_TO_FINETUNE):
         for task in (t for t in cfg.tasks if domain(t) == pre.env):
@@ -142,6 +151,18 @@ def expand(cfg: SweepConfig) -> list[RunSpec]:
 
 
 NOTHING_TO_FINETUNE = ("random",)  # agents whose snapshots hold no policy
+
+
+def _seed_group(args: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The arguments (without a seed) if they make a compiled-loop maze run, whose seeds can
+    share a process; None otherwise (or if they do not parse: validate() says why)."""
+    from edp.cli import parse_config
+    from edp.config import uses_device_loop
+
+    try:
+        return args if uses_device_loop(parse_config("pretrain", list(args[1:]))) else None
+    except ConfigError:
+        return None
 
 
 def _finetune(cfg: SweepConfig, out: str, task: str, method: str, seed: int,
@@ -206,6 +227,28 @@ def launch_args(spec: RunSpec, decision: Decision, snapshot: Path | None) -> lis
     return [*spec.args, *(("--snapshot", str(snapshot)) if snapshot else ())]
 
 
+def group_args(batch: list[tuple[RunSpec, Decision]], snapshot: Path | None) -> list[str]:
+    """One process for a batch of runs: one run, or seeds of one group all fresh (`--seeds`)
+    or all resuming from the same checkpoint frame (`--resume` of every directory)."""
+    spec, decision = batch[0]
+    if len(batch) == 1:
+        return launch_args(spec, decision, snapshot)
+    if decision.action == "resume":
+        return [spec.kind, "--resume", *(str(d.run_dir) for _, d in batch)]
+    at = spec.args.index("--seed")
+    return [*spec.args[:at], "--seeds", *(str(s.seed) for s, _ in batch), *spec.args[at + 2:]]
+
+
+def _joinable(a: Decision, b: Decision) -> bool:
+    """Two decisions one process can carry out together."""
+    from edp.checkpoint import latest
+
+    if a.action != b.action or a.action == "done":
+        return False
+    return a.action == "fresh" or latest(a.run_dir / "checkpoints").name == \
+        latest(b.run_dir / "checkpoints").name
+
+
 def validate(cfg: SweepConfig) -> None:
     """One-line errors for unknown names and impossible settings, before anything runs."""
     from edp.agents.registry import AGENT_NAMES
@@ -244,6 +287,8 @@ def validate(cfg: SweepConfig) -> None:
                           "the local Ray instance: no run could ever start")
     if cfg.max_retries < 0:
         raise ConfigError(f"max-retries={cfg.max_retries} must be >= 0")
+    if cfg.seeds_per_process < 1:
+        raise ConfigError(f"seeds-per-process={cfg.seeds_per_process} must be >= 1")
     if cfg.address is not None and cfg.num_cpus is not None:
         raise ConfigError("--num-cpus sizes a local Ray instance; with --address the cluster's "
                           "CPUs are used")
@@ -318,11 +363,12 @@ class Driver:
 
         self.ray, self.cfg, self.specs, self.stream = ray, cfg, specs, stream or sys.stderr
         self.root = Path(cfg.out).absolute()
-        self.task = ray.remote(_execute).options(num_cpus=cfg.cpus_per_run, max_retries=0)
+        self.task = ray.remote(max_retries=0)(_execute)
+        self.node_cpus = largest_node(ray.nodes())
         self.outcomes: dict[RunSpec, Outcome] = {}
         self.attempts: dict[RunSpec, int] = {}
         self.ready: deque[RunSpec] = deque(s for s in specs if s.after is None)
-        self.running: dict[object, RunSpec] = {}
+        self.running: dict[object, tuple[tuple[RunSpec, ...], float]] = {}  # ref: runs, CPUs
 
     def run(self) -> dict[RunSpec, Outcome]:
         try:
@@ -330,7 +376,7 @@ class Driver:
             self._progress()
             while self.running:
                 [ref], _ = self.ray.wait(list(self.running), num_returns=1)
-                self._finish(self.running.pop(ref), ref)
+                self._finish(self.running.pop(ref)[0], ref)
                 self._fill()
                 self._progress()
         except KeyboardInterrupt:
@@ -338,32 +384,58 @@ class Driver:
             raise
         return self.outcomes
 
-    def _capacity(self) -> int:
-        cpus = self.ray.cluster_resources().get("CPU", 0)  # grows as workers join
-        return max(1, int(cpus / self.cfg.cpus_per_run))
-
     def _fill(self) -> None:
-        while self.ready and len(self.running) < self._capacity():
-            self._start(self.ready.popleft())
+        """Start the ready runs, several seeds of a group at once, while CPUs are free (at
+        least one process always runs)."""
+        while self.ready:
+            first = self.ready[0]
+            decision = decide(first, self.root, self._snapshot(first))
+            if decision.action == "done":
+                self.ready.popleft()
+                self._settle(first, Outcome("done", decision.run_dir, self.attempts.get(first, 0)))
+                continue
+            batch = [(first, decision), *self._mates(first, decision)]
+            cpus = min(len(batch) * self.cfg.cpus_per_run, self.node_cpus)
+            total = self.ray.cluster_resources().get("CPU", 0)  # grows as workers join
+            busy = sum(reserved for _, reserved in self.running.values())
+            if self.running and busy + cpus > total:
+                return
+            for spec, _ in batch:
+                self.ready.remove(spec)
+            self._start(batch, cpus)
+
+    def _mates(self, first: RunSpec, decision: Decision) -> list[tuple[RunSpec, Decision]]:
+        """Other ready seeds of first's group that can share its process."""
+        mates = []
+        for spec in list(self.ready)[1:]:
+            if len(mates) + 1 >= self.cfg.seeds_per_process or first.group is None:
+                break
+            if spec.group == first.group:
+                theirs = decide(spec, self.root)
+                if _joinable(theirs, decision):
+                    mates.append((spec, theirs))
+        return mates
 
     def _snapshot(self, spec: RunSpec) -> Path | None:
         return self.outcomes[spec.after].run_dir if spec.after else None
 
-    def _start(self, spec: RunSpec) -> None:
-        snapshot = self._snapshot(spec)
-        decision = decide(spec, self.root, snapshot)
-        if decision.action == "done":
-            self._settle(spec, Outcome("done", decision.run_dir, self.attempts.get(spec, 0)))
-            return
-        for path in decision.stale:
-            shutil.rmtree(path, ignore_errors=True)
-        self.running[self.task.remote(launch_args(spec, decision, snapshot))] = spec
+    def _start(self, batch: list[tuple[RunSpec, Decision]], cpus: float) -> None:
+        for _, decision in batch:
+            for path in decision.stale:
+                shutil.rmtree(path, ignore_errors=True)
+        ref = self.task.options(num_cpus=cpus).remote(
+            group_args(batch, self._snapshot(batch[0][0])))
+        self.running[ref] = (tuple(s for s, _ in batch), cpus)
 
-    def _finish(self, spec: RunSpec, ref) -> None:
+    def _finish(self, specs: tuple[RunSpec, ...], ref) -> None:
         try:
             code, stderr = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:  # the worker or its node died
             code, stderr = -1, f"Ray task failed: {exc}"
+        for spec in specs:
+            self._conclude(spec, code, stderr)
+
+    def _conclude(self, spec: RunSpec, code: int, stderr: str) -> None:
         decision = decide(spec, self.root, self._snapshot(spec))
         attempts = self.attempts[spec] = self.attempts.get(spec, 0) + 1
         if code == 0 and decision.action == "done":
@@ -396,9 +468,10 @@ class Driver:
     def _progress(self) -> None:
         done = sum(o.status == "done" for o in self.outcomes.values())
         failed = len(self.outcomes) - done
-        left = len(self.specs) - len(self.outcomes) - len(self.running)  # queued or waiting
+        running = sum(len(specs) for specs, _ in self.running.values())
+        left = len(self.specs) - len(self.outcomes) - running  # queued or waiting
         end = "\r" if self.stream.isatty() and self.running else "\n"
-        print(f"sweep: {done} done, {len(self.running)} running, {failed} failed, {left} left",
+        print(f"sweep: {done} done, {running} running, {failed} failed, {left} left",
               end=end, file=self.stream, flush=True)
 
 
@@ -481,9 +554,14 @@ def _token_hint() -> str:
             "RAY_AUTH_TOKEN to its token (`ray get-auth-token` on the head)")
 
 
+def largest_node(nodes: list[dict]) -> float:
+    """CPUs of the largest live node of `ray.nodes()`."""
+    return max((n["Resources"].get("CPU", 0) for n in nodes if n.get("Alive")), default=0)
+
+
 def check_cpus(cfg: SweepConfig, nodes: list[dict]) -> None:
     """A run must fit on one node: refused before any is submitted, not left pending."""
-    largest = max((n["Resources"].get("CPU", 0) for n in nodes if n.get("Alive")), default=0)
+    largest = largest_node(nodes)
     if cfg.cpus_per_run > largest:
         raise ConfigError(f"cpus-per-run={cfg.cpus_per_run:g} exceeds the largest node of the "
                           f"Ray cluster ({largest:g} CPUs): no run could ever start")
@@ -524,7 +602,11 @@ def main(argv: list[str]) -> int:
         print(f"edp: error: {exc}", file=sys.stderr)
         return 2
     if cfg.dry_run:
-        print("\n".join(describe(expand(cfg), cfg.out)))
+        specs = expand(cfg)
+        print("\n".join(describe(specs, cfg.out)))
+        if cfg.seeds_per_process > 1 and any(spec.group for spec in specs):
+            print(f"(maze pre-training seeds of one env and agent share a process, up to "
+                  f"{cfg.seeds_per_process} per process: --seeds-per-process)")
         return 0
     try:
         outcomes = run(cfg)

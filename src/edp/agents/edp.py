@@ -14,6 +14,7 @@ policy never acts here; it is the expressive policy handed to diffusion fine-tun
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +43,17 @@ class EDPConfig:
     score_time_dim: int = 128
     """Width of the time code of both score networks (Fourier features -> MLP)."""
     score_dropout: float = 0.1
-    """Dropout rate in the residual blocks (active in training and in the reward)."""
+    """Dropout rate in the residual blocks (active in training and, see reward_dropout, in the
+    reward)."""
+    reward_dropout: bool = True
+    """Dropout active while computing the reward, as the reference (off: the state model's
+    deterministic loss)."""
+    reward_estimator: Literal["mc", "stratified"] = "mc"
+    """K-draw estimator of the reward: mc (the paper: independent draws per state) or
+    stratified (stratified times, antithetic noise, common to the batch; beyond the paper)."""
+    reward_on: Literal["observation", "next_observation"] = "observation"
+    """Which state of a sampled transition is rewarded: its own (the reference) or the n-step
+    next state it leads to (beyond the paper)."""
     score_lr: float = 1e-4
     """Adam learning rate of both score networks."""
     diffusion_scale: float = 1.0
@@ -93,10 +104,13 @@ class EDPAgent(IntrinsicAgent):
             reward_rms=RunningMoments.create())
 
     def raw_reward(self, state_model: TrainedNet, obs: jax.Array, key: jax.Array) -> jax.Array:
-        """Mean over K draws of the per-state denoising loss, dropout on (reference)."""
+        """Mean over K draws of the per-state denoising loss (dropout on, as the reference,
+        unless reward_dropout is off)."""
         k_draw, k_drop = jax.random.split(key)
-        fn = score_fn(self.state_net, state_model.params, state_model.constants, k_drop)
-        return diffusion.dsm_loss_per_sample(fn, obs, k_draw, num_draws=self.cfg.reward_samples)
+        fn = score_fn(self.state_net, state_model.params, state_model.constants,
+                      k_drop if self.cfg.reward_dropout else None)
+        return diffusion.dsm_loss_per_sample(fn, obs, k_draw, num_draws=self.cfg.reward_samples,
+                                             stratified=self.cfg.reward_estimator == "stratified")
 
     def _intrinsic_reward(self, state: EDPState, obs: jax.Array, key: jax.Array) -> jax.Array:
         """Reward of states under the current model and running std (no statistics update);
@@ -115,7 +129,8 @@ class EDPAgent(IntrinsicAgent):
                 self.policy_net, self.score_tx, policy, action, obs, k_policy)
         state_model, metrics["state_dsm_loss"] = dsm_update(
             self.state_net, self.score_tx, state.state_model, obs, None, k_state)
-        raw = jax.lax.stop_gradient(self.raw_reward(state_model, obs, k_reward))
+        rewarded = batch[self.cfg.reward_on]
+        raw = jax.lax.stop_gradient(self.raw_reward(state_model, rewarded, k_reward))
         rms = state.reward_rms.update(raw)
         reward = self.cfg.diffusion_scale * raw / (jnp.sqrt(rms.var) + 1e-8)
         backbone, backbone_metrics = self.backbone_step(state.backbone, batch, reward, k_backbone)

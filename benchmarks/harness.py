@@ -1,0 +1,51 @@
+"""What the benchmark scripts share: run `edp` in a child process and time it, describe the
+machine, and keep results as JSON lines that a re-invoked script skips (resumable runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def edp(command: str, args: list[str], out: Path) -> tuple[float, float]:
+    """`edp command args --out out --quiet` in its own process: (wall seconds, CPU seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "edp.cli", command, *args, "--out", str(out),
+                    "--quiet"], check=True, cwd=REPO)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def machine() -> str:
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    return (f"{platform.node()}: {cpu}, {len(os.sched_getaffinity(0))} cores, "
+            f"{jax.default_backend()}, jax {jax.__version__}, Python {platform.python_version()}")
+
+
+class Results:
+    """A results.jsonl: one JSON object per finished measurement, appended as it finishes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def rows(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def append(self, row: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
