@@ -16,10 +16,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def edp(command: str, args: list[str], out: Path) -> tuple[float, float]:
-    """`edp command args --out out --quiet` in its own process: (wall seconds, CPU seconds)."""
+    """`edp command args --out out --quiet` in its own process, run from the repository with
+    `out` relative to it (so the config.json files it writes hold no machine's paths):
+    (wall seconds, CPU seconds)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "edp.cli", command, *args, "--out", str(out),
+    subprocess.run([sys.executable, "-m", "edp.cli", command, *args, "--out",
+                    os.path.relpath(out, REPO),
                     "--quiet"], check=True, cwd=REPO)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
