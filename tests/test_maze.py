@@ -378,7 +378,7 @@ def test_seed_determines_the_run():
 def test_env_rejects_bad_sizes():
     with pytest.raises(ValueError):
         MazeEnv("square_a", num_envs=0)
-    with pytest.raises(ValueError, match="valid names"):
+    with pytest.raises(ValueError, match="unknown maze 'maze_a'; valid mazes: square_a"):
         MazeEnv("maze_a")
 
 

@@ -7,16 +7,9 @@ from collections import deque
 import numpy as np
 import pytest
 
-from edp.envs import check_env_name, env_names, expert_score, is_maze, make_env, maze_name
+from edp.envs import EnvId, env_names, expert_score, make_env
 from edp.envs.maze import MAZE_NAMES, MazeEnv, get_maze
-from edp.envs.maze_tasks import (
-    EXPERT_SCORE,
-    GOALS,
-    MazeGoalEnv,
-    goal_field,
-    parse_task,
-    task_names,
-)
+from edp.envs.maze_tasks import EXPERT_SCORE, GOALS, MazeGoalEnv, goal_field, task_names
 
 TASKS = task_names()
 
@@ -67,21 +60,23 @@ def test_task_names_are_listed_and_accepted():
     assert "maze/square_bottleneck:top_left" in TASKS
     assert set(TASKS) <= set(names) and "maze/square_tree" in names
     for name in TASKS:
-        check_env_name(name)
-        assert is_maze(name)
-    assert maze_name("maze/square_tree:outer_left_leaf") == "square_tree"
-    assert maze_name("maze/square_a:goal=4,0") == "square_a"
-    assert maze_name("maze/square_a") == "square_a"
+        task = EnvId.parse(name)
+        assert task.is_maze and task.family == "maze" and str(task) == name
+    assert EnvId.parse("maze/square_tree:outer_left_leaf").maze == "square_tree"
+    assert EnvId.parse("maze/square_a:goal=4,0").maze == "square_a"
+    assert EnvId.parse("maze/square_a").maze == "square_a"
 
 
 def test_parse_named_and_point_goals():
-    task = parse_task("maze/square_tree:outer_right_leaf")
-    assert (task.maze, task.goal_name, task.goal) == ("square_tree", "outer_right_leaf",
+    task = EnvId.parse("maze/square_tree:outer_right_leaf")
+    assert (task.maze, task.goal, task.goal_point) == ("square_tree", "outer_right_leaf",
                                                        (6.0, -6.0))
-    task = parse_task("maze/square_a:goal=4,-0.25")
-    assert (task.maze, task.goal, task.name) == ("square_a", (4.0, -0.25),
-                                                 "maze/square_a:goal=4,-0.25")
-    check_env_name("maze/square_large:goal=5.5,5")  # on a side without a wall
+    task = EnvId.parse("maze/square_a:goal=4,-0.25")
+    assert (task.maze, task.goal_point, str(task)) == ("square_a", (4.0, -0.25),
+                                                       "maze/square_a:goal=4,-0.25")
+    EnvId.parse("maze/square_large:goal=5.5,5")  # on a side without a wall
+    with pytest.raises(ValueError, match="'maze/square_a' is not a maze task"):
+        MazeGoalEnv("maze/square_a")
 
 
 @pytest.mark.parametrize("name, match", [
@@ -99,7 +94,7 @@ def test_parse_named_and_point_goals():
     ("maze/square_z:far_end", "unknown maze 'square_z'.*square_large"),
 ])
 def test_bad_task_names_give_one_line_errors(name, match):
-    for call in (check_env_name, make_env, expert_score):
+    for call in (EnvId.parse, make_env, expert_score):
         with pytest.raises(ValueError, match=match) as error:
             call(name)
         assert "\n" not in str(error.value)
@@ -142,15 +137,15 @@ def test_distance_follows_the_maze_not_the_straight_line():
 
 @pytest.mark.parametrize("name", TASKS)
 def test_distance_has_no_local_minimum_and_bounds_the_straight_line(name):
-    task = parse_task(name)
+    task = EnvId.parse(name)
     maze = get_maze(task.maze)
-    field = goal_field(task.maze, task.goal)
+    field = goal_field(task.maze, task.goal_point)
     rng = np.random.default_rng(0)
     cells = np.array(sorted(maze.cells), np.float64)
     points = cells[rng.integers(len(cells), size=2000)] + rng.uniform(-0.49, 0.49, (2000, 2))
     d = field.distance(points)
     assert np.isfinite(d).all()
-    assert np.all(d >= np.linalg.norm(points - task.goal, axis=1) - 1e-9)
+    assert np.all(d >= np.linalg.norm(points - task.goal_point, axis=1) - 1e-9)
     # from every point some move of length 0.05 gets closer (unless already that close)
     angles = np.linspace(0, 2 * np.pi, 64, endpoint=False)
     steps = 0.05 * np.stack([np.cos(angles), np.sin(angles)], 1)
@@ -216,9 +211,9 @@ def test_strict_tasks():
 
 def _scripted_returns(name, walk, episodes=2):
     """Returns of a policy that follows the shortest path's cell centres to the goal."""
-    task = parse_task(name)
+    task = EnvId.parse(name)
     env = MazeGoalEnv(task, num_envs=4, seed=5)
-    path = _path(env.maze, tuple(round(c) for c in task.goal))
+    path = _path(env.maze, tuple(round(c) for c in task.goal_point))
     index = {cell: k for k, cell in enumerate(path)}
     returns = []
     for _ in range(episodes):
@@ -227,7 +222,8 @@ def _scripted_returns(name, walk, episodes=2):
             actions = np.zeros((env.num_envs, 2), np.float32)
             for n, p in enumerate(obs):
                 k = index[tuple(int(v) for v in np.rint(p))]
-                target = np.asarray(path[k + 1] if k + 1 < len(path) else task.goal, np.float64)
+                target = np.asarray(path[k + 1] if k + 1 < len(path) else task.goal_point,
+                                    np.float64)
                 d = target - p
                 actions[n] = d / max(1.0, np.abs(d).max()) if walk else 0.0
             step = env.step(actions)

@@ -14,8 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from edp.envs import env_names, make_env
-from edp.envs.urlb import DOMAINS, EXPERT_SCORES, PRETRAIN_TASK
+from edp.envs import EnvId, env_names, make_env
+from edp.envs.urlb import DOMAINS, EXPERT_SCORES, PRETRAIN_TASK, Perturbation
 from edp.envs.urlb.dmc import URLBEnv  # before any dm_control import: it picks the GL backend
 
 DIMS = {  # obs dim, action dim, steps per episode
@@ -86,8 +86,23 @@ def test_bad_names_give_one_line_errors(name, match):
     assert "\n" not in str(error.value)
 
 
+def test_env_ids_give_the_parts_and_the_name_back():
+    task = EnvId.parse("urlb/walker_run~mass~0.4")
+    assert (task.family, task.domain, task.task, task.perturbation, task.maze) == (
+        "urlb", "walker", "run", Perturbation("mass", 0.4), None)
+    assert (task.pretrain_env, str(task)) == ("urlb/walker", "urlb/walker_run~mass~0.4")
+    domain = EnvId.parse("urlb/jaco~damping~2")
+    assert (domain.task, domain.pretrain_env, str(domain)) == (None, "urlb/jaco",
+                                                               "urlb/jaco~damping~2.0")
+    assert EnvId.parse("maze/square_a:far_end").pretrain_env == "maze/square_a"
+    for name in env_names():
+        assert str(EnvId.parse(name)) == name
+    with pytest.raises(ValueError, match="'maze/square_a' is not a URLB env"):
+        URLBEnv("maze/square_a")
+
+
 def test_importing_edp_envs_does_not_import_dm_control():
-    code = ("import sys, edp.envs; edp.envs.env_names(); edp.envs.check_env_name("
+    code = ("import sys, edp.envs; edp.envs.env_names(); edp.envs.EnvId.parse("
             "'urlb/walker_stand~mass~0.4'); "
             "assert not {'dm_control', 'mujoco'} & set(sys.modules), 'imported'")
     env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from edp import checkpoint
+from edp.envs import EnvId
 from edp.envs.maze import MAZE_NAMES
 from edp.report import ReportConfig, write_report
 
@@ -43,7 +44,7 @@ def lost_runs() -> set[tuple[str, str, int, int]]:
     if not LOST.is_file():
         return set()
     with LOST.open() as f:
-        return {(row["env"].removeprefix("maze/"), row["agent"], int(row["seed"]),
+        return {(EnvId.parse(row["env"]).maze, row["agent"], int(row["seed"]),
                  int(row["frames"])) for row in csv.DictReader(f)}
 
 

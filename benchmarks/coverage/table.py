@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edp.envs import EnvId
 from edp.envs.maze import MAZE_NAMES
 
 
@@ -31,7 +32,7 @@ def main() -> None:
         with path.open() as f:
             for row in csv.DictReader(f):
                 if row["kind"] == "pretrain" and row["coverage"]:
-                    seeds = values[row["env"].removeprefix("maze/"), row["agent"]]
+                    seeds = values[EnvId.parse(row["env"]).maze, row["agent"]]
                     seeds.setdefault(int(row["seed"]), float(row["coverage"]))
     if not values:
         raise SystemExit(f"{', '.join(map(str, args.results))}: no pre-training coverage rows")

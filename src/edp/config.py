@@ -24,6 +24,7 @@ from edp.agents.icm import ICMConfig
 from edp.agents.proto import ProtoConfig
 from edp.agents.rnd import RNDConfig
 from edp.agents.smm import SMMConfig
+from edp.envs import EnvId
 
 PRESETS = ("paper", "fast")
 MAX_SEED = 2**31 - 1  # env seeds add offsets to it and must stay below 2**32
@@ -128,18 +129,21 @@ def check_episodes(name: str, episodes: int, low: int) -> None:
         raise ConfigError(f"{name}={episodes} must be in [{low}, {MAX_EPISODES:,}]")
 
 
+def parse_env(env: str) -> EnvId:
+    """The parsed env name; an unknown or malformed one is a one-line ConfigError."""
+    try:
+        return EnvId.parse(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def check_env(env: str, pretraining: bool) -> None:
     """An unknown env first (it is the likeliest typo); pre-training needs a reward-free env,
     fine-tuning a task."""
-    from edp.envs import check_env_name, is_maze
-
-    try:
-        check_env_name(env)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    if pretraining and is_maze(env) and ":" in env:
+    parsed = parse_env(env)
+    if pretraining and parsed.goal is not None:
         raise ConfigError(f"pre-training env '{env}' is a goal task: pre-train on "
-                          f"{env.partition(':')[0]} and fine-tune on the task")
+                          f"{parsed.pretrain_env} and fine-tune on the task")
 
 
 def check_run(cfg) -> None:
@@ -196,7 +200,8 @@ def uses_device_loop(cfg: PretrainConfig) -> bool:
 
 def _device_env(cfg: PretrainConfig) -> bool:
     """A reward-free maze with one env copy per seed: what the device loop runs."""
-    return cfg.env.startswith("maze/") and ":" not in cfg.env and cfg.num_envs == 1
+    env = EnvId.parse(cfg.env)
+    return env.is_maze and env.goal is None and cfg.num_envs == 1
 
 
 def from_json(cls: type, data: dict):

@@ -18,7 +18,7 @@ from edp.config import ConfigError, PretrainConfig
 from edp.coverage import CoverageTracker
 from edp.device_loop import DeviceTrainer, SeedRun, unstack
 from edp.device_replay import DeviceReplay
-from edp.envs import maze_name
+from edp.envs import EnvId
 from edp.envs.maze import EPISODE_LENGTH, MazeEnv
 from edp.loop import LoopResult, LoopSettings, snapshot_meta
 from edp.replay import check_replay
@@ -37,7 +37,7 @@ def pretrain_device(cfg: PretrainConfig, resume_dirs: list[Path] | None) -> list
     if resume_dirs is not None and len(resume_dirs) != len(configs):
         raise ConfigError(f"{len(resume_dirs)} run directories to resume for "
                           f"{len(configs)} seeds")
-    maze = maze_name(cfg.env)
+    maze = EnvId.parse(cfg.env).maze
     env = MazeEnv(maze)
     agent = make_agent(cfg, env.observation_dim, env.action_dim)
     skill_dim = meta_dim(agent)

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from edp.config import PRESETS, ConfigError, PretrainConfig
+from edp.config import PRESETS, ConfigError, PretrainConfig, parse_env
 
 # Reference per-domain EDP settings (K reward draws, score_train_iter); cheetah's are missing in
 # the reference config, 10 and 1 mirror quadruped/walker (docs/architecture.md §4, decision 6).
 URLB_EDP = {"walker": (50, 1), "quadruped": (10, 1), "jaco": (1, 1), "hopper": (20, 2),
             "cheetah": (10, 1)}
 MAZE_EDP = (20, 5)
-
-
-def _domain(env: str) -> str:
-    return env.split("/", 1)[-1].split("_", 1)[0]
 
 
 def pretrain_defaults(preset: str, env: str, agent: str, frames: int | None = None
@@ -30,8 +26,9 @@ def pretrain_defaults(preset: str, env: str, agent: str, frames: int | None = No
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; valid presets: {', '.join(PRESETS)}")
     base = PretrainConfig(preset=preset, env=env, agent=agent)
-    maze = env.startswith("maze/")
-    samples, iters = MAZE_EDP if maze else URLB_EDP.get(_domain(env), (10, 1))
+    env_id = parse_env(env)
+    maze = env_id.is_maze
+    samples, iters = MAZE_EDP if maze else URLB_EDP[env_id.domain]
     if agent == "edp":
         batch, every = (1024 if maze else 256), 1
     else:  # URLB agents: batch 1024, one update every 2 env steps

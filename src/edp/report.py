@@ -24,6 +24,8 @@ from typing import Literal
 import numpy as np
 from tyro.conf import Positional
 
+from edp.envs import EnvId
+
 
 @dataclass(frozen=True)
 class ReportConfig:
@@ -121,7 +123,7 @@ def _load_run(path: Path) -> Run:
         coverage = _read(path / "coverage.json", lambda f: [
             float(v) for v in json.loads(f.read_text())["curve"]])
     kind, name = cfg["kind"], cfg["name"]
-    if kind == "pretrain" and ":" in cfg["env"]:
+    if kind == "pretrain" and _read(path / "config.json", lambda _: EnvId.parse(cfg["env"])).goal:
         raise UnreadableRun(f"config.json: pre-trained on the goal task {cfg['env']}, which "
                             "no report compares")
     if kind == "finetune":
@@ -232,7 +234,7 @@ def final_tracker(run: Run):
     latest = checkpoint.latest(run.path / "checkpoints")
     if latest is None or not (latest / "coverage.npz").is_file():
         return None
-    tracker = CoverageTracker(run.env.removeprefix("maze/"))
+    tracker = CoverageTracker(EnvId.parse(run.env).maze)
     with np.load(latest / "coverage.npz") as data:
         tracker.load_state_dict({k: data[k] for k in data.files})
     return tracker

@@ -16,6 +16,7 @@ import jax
 
 from edp import checkpoint
 from edp.config import PretrainConfig, from_json, resolve
+from edp.envs import EnvId
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,6 @@ def find(path: Path) -> Path:
     return path
 
 
-def domain(env: str) -> str:
-    """What a snapshot must share with the task: the maze, or the URLB domain (a perturbed
-    body counts as its domain: cross-embodiment fine-tuning)."""
-    name = env.split("~", 1)[0]
-    kind, _, rest = name.partition("/")
-    return f"{kind}/{rest.split(':', 1)[0] if kind == 'maze' else rest.split('_', 1)[0]}"
-
-
 def read_meta(path: Path) -> tuple[Path, dict, PretrainConfig]:
     """(snapshot directory, its state.json, the resolved pre-training config); a missing or
     corrupt one is a one-line CheckpointError."""
@@ -75,10 +68,15 @@ def load(path: Path, env, weights: bool = True) -> Snapshot:
 
     directory, meta, cfg = read_meta(path)
     snap_env, dims = meta["env"], (meta["observation_dim"], meta["action_dim"])
-    if domain(snap_env) != domain(env.name):
+    domain = EnvId.parse(env.name).pretrain_env
+    try:
+        same = EnvId.parse(snap_env).pretrain_env == domain
+    except ValueError:  # an env this version does not know: not the task's domain either
+        same = False
+    if not same:
         raise checkpoint.CheckpointError(
             f"snapshot {directory} was pre-trained on {snap_env}, not on the domain of "
-            f"{env.name} ({domain(env.name)})")
+            f"{env.name} ({domain})")
     if dims != (env.observation_dim, env.action_dim):
         raise checkpoint.CheckpointError(
             f"snapshot {directory} has observation/action dims {dims}, {env.name} has "

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from edp.config import PRESETS, ConfigError, check_seed
+from edp.config import PRESETS, ConfigError, check_seed, parse_env
+from edp.envs import EnvId
 
 SWEEP_SETS = ("--env", "--agent", "--method", "--seed", "--out", "--preset", "--frames",
               "--snapshot", "--resume")  # flags that the pass-through arguments may not set
@@ -111,14 +112,6 @@ class Decision:
     stale: tuple[Path, ...] = ()  # incomplete runs with nothing to resume: deleted before starting
 
 
-def domain(env: str) -> str:
-    """The pre-training env a task belongs to: urlb/walker_run~mass~0.4 -> urlb/walker,
-    maze/square_a:far_end -> maze/square_a."""
-    if env.startswith("urlb/"):
-        return env.split("~", 1)[0].split("_", 1)[0]
-    return env.partition(":")[0]
-
-
 def expand(cfg: SweepConfig) -> list[RunSpec]:
     """The grid in launch order: pre-training runs, then the fine-tunes that wait for them."""
     out = str(Path(cfg.out).absolute())
@@ -139,8 +132,9 @@ def expand(cfg: SweepConfig) -> list[RunSpec]:
                                      _identity(seed, cfg.preset, cfg.frames, agent=agent),
                                      group=group))
     finetunes = []
+    pretrain_env = {task: EnvId.parse(task).pretrain_env for task in cfg.tasks}
     for pre in (spec for spec in specs if spec.name not in NOTHING_TO_FINETUNE):
-        for task in (t for t in cfg.tasks if domain(t) == pre.env):
+        for task in (t for t in cfg.tasks if pretrain_env[t] == pre.env):
             for method in cfg.methods:
                 if method == "ddpg" or pre.name == "edp":  # diffusion methods need EDP's policy
                     finetunes.append(_finetune(cfg, out, task, method, pre.seed, pre))
@@ -252,7 +246,6 @@ def _joinable(a: Decision, b: Decision) -> bool:
 def validate(cfg: SweepConfig) -> None:
     """One-line errors for unknown names and impossible settings, before anything runs."""
     from edp.agents.registry import AGENT_NAMES
-    from edp.envs import check_env_name
     from edp.finetune.methods import FINETUNE_METHODS
 
     if cfg.preset not in PRESETS:
@@ -260,11 +253,7 @@ def validate(cfg: SweepConfig) -> None:
     for what in ("envs", "agents", "seeds"):
         if not getattr(cfg, what):
             raise ConfigError(f"--{what} is empty")
-    for env in (*cfg.envs, *cfg.tasks):
-        try:
-            check_env_name(env)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+    env_ids = {name: parse_env(name) for name in (*cfg.envs, *cfg.tasks)}
     for agent in cfg.agents:
         if agent not in AGENT_NAMES:
             raise ConfigError(f"unknown agent '{agent}'; valid agents: {', '.join(AGENT_NAMES)}")
@@ -273,8 +262,9 @@ def validate(cfg: SweepConfig) -> None:
             raise ConfigError(f"unknown method '{method}'; valid methods: "
                               f"{', '.join(FINETUNE_METHODS)}")
     for task in cfg.tasks:
-        if domain(task) not in cfg.envs:
-            raise ConfigError(f"task '{task}' has no pre-training env '{domain(task)}' in --envs")
+        pretrain_env = env_ids[task].pretrain_env
+        if pretrain_env not in cfg.envs:
+            raise ConfigError(f"task '{task}' has no pre-training env '{pretrain_env}' in --envs")
     for name, value in (("frames", cfg.frames), ("finetune-frames", cfg.finetune_frames),
                         ("cpus-per-run", cfg.cpus_per_run), ("num-cpus", cfg.num_cpus)):
         if value is not None and not (value > 0 and math.isfinite(value)):

@@ -18,8 +18,8 @@ import numpy as np
 from edp import checkpoint, rundir
 from edp.agents.base import meta_dim
 from edp.agents.registry import AGENT_NAMES, make_agent
-from edp.config import ConfigError, PretrainConfig, resolve, uses_device_loop, validate
-from edp.envs import VecEnv, check_env_name, is_maze, make_env, maze_name
+from edp.config import PretrainConfig, parse_env, resolve, uses_device_loop, validate
+from edp.envs import EnvId, VecEnv, make_env
 from edp.loop import LoopResult, LoopSettings, Trainer
 from edp.replay import ReplayBuffer, check_replay
 
@@ -32,10 +32,7 @@ BuildAgent = Callable[[VecEnv], tuple[Any, Callable | None]]
 
 def make_envs(cfg) -> tuple[VecEnv, VecEnv]:
     """Training env and its separately seeded evaluation env; unknown names are ConfigErrors."""
-    try:
-        check_env_name(cfg.env)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    parse_env(cfg.env)
     env = make_env(cfg.env, cfg.num_envs, cfg.seed, cfg.maze_strict)
     eval_env = make_env(cfg.env, 1, cfg.seed + EVAL_SEED_OFFSET, cfg.maze_strict)
     return env, eval_env
@@ -52,10 +49,11 @@ def train(cfg, label: str, env: VecEnv, eval_env: VecEnv, build: BuildAgent,
                           env.observation_dim, env.action_dim, cfg.nstep, cfg.discount,
                           extras={"meta": skill_dim} if skill_dim else None)
     coverage = None
-    if is_maze(cfg.env):
+    maze = EnvId.parse(cfg.env).maze
+    if maze is not None:
         from edp.coverage import CoverageTracker
 
-        coverage = CoverageTracker(maze_name(cfg.env))
+        coverage = CoverageTracker(maze)
     run_dir = resume_dir or rundir.create(cfg.out, cfg.env, label, cfg.seed, cfg)
     trainer = Trainer(run_dir, env, eval_env, agent, replay, settings, coverage, init_fn)
     if resume_dir is not None:
@@ -118,5 +116,5 @@ def write_maze_figures(cfg: PretrainConfig, agent, state, run_dir: Path, coverag
         def mean_reward(points):  # the reward is a Monte-Carlo estimate: average several
             return np.mean([np.asarray(reward(state, points, k)) for k in keys], axis=0)
 
-        plot_reward_map(maze_name(cfg.env), mean_reward, run_dir / "reward_map.png",
+        plot_reward_map(EnvId.parse(cfg.env).maze, mean_reward, run_dir / "reward_map.png",
                         f"intrinsic reward (mean of {REWARD_MAP_ESTIMATES} estimates)\n{title}")

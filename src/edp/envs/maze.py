@@ -49,11 +49,17 @@ class Maze:
     inside: np.ndarray  # bool (W, H): the cell is one of `cells`
 
 
+def check_maze(name: str, where: str = "") -> None:
+    """A one-line ValueError naming the valid mazes unless `name` is one; `where` tells in
+    which env name it was typed."""
+    if name not in LAYOUTS:
+        raise ValueError(f"unknown maze '{name}'{where}; valid mazes: {', '.join(MAZE_NAMES)}")
+
+
 @functools.cache
 def get_maze(name: str) -> Maze:
     """The maze called `name` (one of MAZE_NAMES), built once and shared."""
-    if name not in LAYOUTS:
-        raise ValueError(f"unknown maze {name!r}; valid names: {', '.join(MAZE_NAMES)}")
+    check_maze(name)
     layout = LAYOUTS[name]
     walls = unit_walls(layout)
     bounds = (

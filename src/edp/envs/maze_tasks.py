@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edp.envs.base import Step
+from edp.envs.envid import EnvId
 from edp.envs.maze import EPISODE_LENGTH, MAZE_NAMES, Maze, MazeEnv, get_maze, inside_maze
 from edp.envs.maze_layouts import Cell
 
@@ -96,19 +97,6 @@ EXPERT_SCORE = EPISODE_LENGTH * MAX_REWARD  # upper bound: every step at the goa
 _ON_WALL = 1e-6  # a goal this close to a wall segment lies on it
 
 
-@dataclass(frozen=True)
-class GoalTask:
-    """A parsed task name: the maze, the goal as typed (a name or goal=x,y) and its point."""
-
-    maze: str
-    goal_name: str
-    goal: tuple[float, float]
-
-    @property
-    def name(self) -> str:
-        return f"maze/{self.maze}:{self.goal_name}"
-
-
 def task_names() -> tuple[str, ...]:
     """maze/<maze>:<goal> for every named goal of every maze."""
     return tuple(f"maze/{maze}:{goal}" for maze in MAZE_NAMES for goal in GOALS[maze])
@@ -118,16 +106,12 @@ def valid_goals(maze: str) -> str:
     return f"{', '.join(GOALS[maze])} or goal=<x>,<y> (a point of a maze cell, not on a wall)"
 
 
-def parse_task(name: str) -> GoalTask:
-    """GoalTask of 'maze/<maze>:<goal>'; a one-line ValueError names the valid goals."""
-    maze, sep, spec = name.removeprefix("maze/").partition(":")
-    if not name.startswith("maze/") or not sep:
-        raise ValueError(f"'{name}' is not a maze task; expected maze/<maze>:<goal>")
-    if maze not in GOALS:
-        raise ValueError(f"unknown maze '{maze}' in '{name}'; valid mazes: {', '.join(GOALS)}")
+def goal_point(maze: str, spec: str, name: str) -> tuple[float, float]:
+    """The point of goal `spec` (a named goal or goal=<x>,<y>) in `maze`, as EnvId.parse checks
+    the env `name`; a one-line ValueError names the valid goals."""
     if spec in GOALS[maze]:
         x, y = GOALS[maze][spec]
-        return GoalTask(maze, spec, (float(x), float(y)))
+        return float(x), float(y)
     if not spec.startswith("goal="):
         raise ValueError(f"unknown goal '{spec}' in '{name}'; valid goals: {valid_goals(maze)}")
     try:
@@ -144,7 +128,7 @@ def parse_task(name: str) -> GoalTask:
     if where:
         raise ValueError(f"bad goal '{spec}' in '{name}': {where}; valid goals: "
                          f"{valid_goals(maze)}")
-    return GoalTask(maze, spec, (x, y))
+    return x, y
 
 
 def _on_wall(maze: Maze, x: float, y: float) -> bool:
@@ -261,17 +245,19 @@ class MazeGoalEnv(MazeEnv):
     included), so a seed gives the same start points; `goals` then holds the task's goal.
     """
 
-    def __init__(self, task: GoalTask | str, num_envs: int = 1, seed: int = 0,
+    def __init__(self, task: EnvId | str, num_envs: int = 1, seed: int = 0,
                  horizon: int = EPISODE_LENGTH, strict: bool = False, fixed_start: bool = False):
-        task = parse_task(task) if isinstance(task, str) else task
+        task = EnvId.parse(task) if isinstance(task, str) else task
+        if task.goal is None:
+            raise ValueError(f"'{task}' is not a maze task; expected maze/<maze>:<goal>")
         super().__init__(task.maze, num_envs, seed, horizon, strict, fixed_start)
         self.task = task
-        self.name = task.name
-        self.field = goal_field(task.maze, task.goal)
+        self.name = str(task)
+        self.field = goal_field(task.maze, task.goal_point)
 
     def reset(self) -> np.ndarray:
         observation = super().reset()
-        self.goals[:] = self.task.goal
+        self.goals[:] = self.task.goal_point
         return observation
 
     def step(self, actions: np.ndarray) -> Step:

@@ -1,7 +1,7 @@
-"""URLB task table and env-name grammar (docs/urlb.md §1, §4.4, §6).
+"""URLB task table and perturbations (docs/urlb.md §1, §4.4, §6).
 
-Pure Python on purpose: listing and validating names must not import dm_control or MuJoCo;
-`edp.envs.urlb.dmc.URLBEnv` builds the environments.
+Pure Python on purpose: listing and validating names (edp.envs.envid) must not import
+dm_control or MuJoCo; `edp.envs.urlb.dmc.URLBEnv` builds the environments.
 
 Names: `urlb/<domain>_<task>` (a task), `urlb/<domain>` (reward-free pre-training on the
 domain's pre-training task) and either one followed by `~mass~<factor>` or `~damping~<factor>`
@@ -10,7 +10,6 @@ domain's pre-training task) and either one followed by `~mass~<factor>` or `~dam
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 DOMAINS: dict[str, tuple[str, ...]] = {
@@ -68,14 +67,6 @@ def env_names() -> tuple[str, ...]:
                  for name in (f"urlb/{domain}", *(f"urlb/{domain}_{task}" for task in tasks)))
 
 
-def domain_and_task(name: str) -> tuple[str, str]:
-    """('walker', 'flip') for 'urlb/walker_flip'; a bare domain gives its pre-training task."""
-    if name not in env_names():
-        raise ValueError(f"unknown URLB env '{name}'; valid envs: {', '.join(env_names())}")
-    domain, _, task = name.removeprefix("urlb/").partition("_")
-    return domain, task or PRETRAIN_TASK[domain]
-
-
 @dataclass(frozen=True)
 class Perturbation:
     """Scale one MuJoCo model array (`kind` names it) by `factor` (docs/urlb.md §6)."""
@@ -90,23 +81,3 @@ class Perturbation:
     def apply(self, model) -> None:
         """Scale in place, without recomputing derived constants (no mj_setConst), as ExDM."""
         getattr(model, PERTURBATION_FIELDS[self.kind])[:] *= self.factor
-
-
-def split_perturbation(name: str) -> tuple[str, Perturbation | None]:
-    """'urlb/walker_stand~mass~0.4' -> ('urlb/walker_stand', Perturbation('mass', 0.4)).
-
-    Only the suffix is checked here; the caller validates the base name.
-    """
-    base, *parts = name.split("~")
-    if not parts:
-        return name, None
-    usage = "expected <env>~mass~<factor> or <env>~damping~<factor> with a factor > 0"
-    if len(parts) != 2 or parts[0] not in PERTURBATION_FIELDS:
-        raise ValueError(f"bad perturbed env name '{name}': {usage}")
-    try:
-        factor = float(parts[1])
-    except ValueError:
-        factor = math.nan
-    if not (math.isfinite(factor) and factor > 0):
-        raise ValueError(f"bad factor '{parts[1]}' in env name '{name}': {usage}")
-    return base, Perturbation(parts[0], factor)

@@ -21,6 +21,7 @@ import numpy as np
 
 from edp.envs import urlb
 from edp.envs.base import Step
+from edp.envs.envid import EnvId
 
 
 def _default_gl_backend() -> None:
@@ -45,37 +46,40 @@ def _flatten(observation) -> np.ndarray:
 class URLBEnv:
     """`num_envs` copies of one URLB task, stepped one after the other (VecEnv).
 
-    name: "urlb/<domain>_<task>", or "urlb/<domain>" for reward-free pre-training on the
+    env: "urlb/<domain>_<task>", or "urlb/<domain>" for reward-free pre-training on the
     domain's pre-training task (its reward is still returned; the loop ignores it).
     Copy i draws its resets from its own RandomState (see `_copy_seed`).
-    perturb: a mass/damping variant applied as ExDM does (docs/urlb.md §6): the model array is
-    scaled in place once, before the first reset, without recomputing derived constants, so
-    subtree-COM-based readings (speed, spin, jump height) are distorted by the factor. Jaco
-    quirk, kept: composer recompiles the model at every reset, which discards the scaling, so
-    jaco variants behave exactly like nominal jaco (as ExDM's jaco variants did).
+    A ~mass~<x> or ~damping~<x> suffix is applied as ExDM does (docs/urlb.md §6): the model
+    array is scaled in place once, before the first reset, without recomputing derived
+    constants, so subtree-COM-based readings (speed, spin, jump height) are distorted by the
+    factor. Jaco quirk, kept: composer recompiles the model at every reset, which discards the
+    scaling, so jaco variants behave exactly like nominal jaco (as ExDM's jaco variants did).
     episode_length: overrides the domain's step count (tests).
     `dm_envs` are the wrapped dm_control environments, for inspection.
     """
 
-    def __init__(self, name: str, num_envs: int = 1, seed: int = 0,
-                 perturb: urlb.Perturbation | None = None, episode_length: int | None = None):
-        domain, task = urlb.domain_and_task(name)
+    def __init__(self, env: EnvId | str, num_envs: int = 1, seed: int = 0,
+                 episode_length: int | None = None):
+        env = EnvId.parse(env) if isinstance(env, str) else env
+        if env.domain is None:
+            raise ValueError(f"'{env}' is not a URLB env")
+        domain, task = env.domain, env.task or urlb.PRETRAIN_TASK[env.domain]
         length = urlb.EPISODE_LENGTH[domain] if episode_length is None else episode_length
         if num_envs < 1 or length < 1:
             raise ValueError(f"num_envs and episode_length must be >= 1; got {num_envs}, {length}")
         module = importlib.import_module(f"edp.envs.urlb.{domain}")
         self._rngs = [np.random.RandomState(_copy_seed(seed, i)) for i in range(num_envs)]
         self.dm_envs = [module.make(task, rng) for rng in self._rngs]
-        if perturb is not None:
-            for env in self.dm_envs:
-                perturb.apply(env.physics.model)
+        if env.perturbation is not None:
+            for dm_env in self.dm_envs:
+                env.perturbation.apply(dm_env.physics.model)
         spec = self.dm_envs[0].action_spec()
         # URLB's float32 action spec rounds the bounds and the mapped action to float32; kept,
         # since contact dynamics amplify even such differences (docs/urlb.md §7.5)
         low, high = (np.asarray(bound, np.float32) for bound in (spec.minimum, spec.maximum))
         self._low = low.astype(np.float64)
         self._half_range = (high - low).astype(np.float64) / 2
-        self.name = name + (perturb.suffix if perturb else "")
+        self.name = str(env)
         self.num_envs = num_envs
         self.action_dim = spec.shape[0]
         self.observation_dim = sum(int(np.prod(s.shape))
