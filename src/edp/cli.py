@@ -319,6 +319,7 @@ def report(argv: list[str]) -> int:
 
 COMMANDS = {"pretrain": pretrain, "finetune": finetune, "eval": evaluate, "bench": bench,
             "report": report, "sweep": sweep}
+COMPILING = ("pretrain", "finetune", "eval", "bench")  # share compiled programs across runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,6 +339,10 @@ def _main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         return _fail(f"unknown command '{command}'; valid commands: {', '.join(COMMANDS)}")
+    if command in COMPILING:
+        from edp.compile_cache import enable_compile_cache
+
+        enable_compile_cache()
     return COMMANDS[command](rest)
 
 
