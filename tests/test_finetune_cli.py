@@ -71,10 +71,10 @@ def test_finetuning_starts_from_the_actor_and_critic_trunk_only(pretrained):
     state = init_fn(jax.random.PRNGKey(1))
     fresh = agent.init(jax.random.PRNGKey(1))
     same = lambda a, b: all(jax.tree.leaves(jax.tree.map(np.array_equal, a, b)))
-    assert same(state.actor, snap.state.backbone.actor)
-    assert same(state.critic["trunk"], snap.state.backbone.critic["trunk"])
-    assert same(state.critic["q1"], fresh.critic["q1"])  # fresh heads
-    assert not same(state.critic["q1"], snap.state.backbone.critic["q1"])
+    assert same(state.actor.params, snap.state.backbone.actor.params)
+    assert same(state.critic.params["trunk"], snap.state.backbone.critic.params["trunk"])
+    assert same(state.critic.params["q1"], fresh.critic.params["q1"])  # fresh heads
+    assert not same(state.critic.params["q1"], snap.state.backbone.critic.params["q1"])
     assert same(state.critic_target, fresh.critic_target)  # target not re-synchronised
 
 
@@ -212,8 +212,8 @@ def test_proto_snapshots_hand_over_the_whole_critic(tmp_path):
     agent, init_fn = builder(ft_cfg, snap)(env)
     state = init_fn(jax.random.PRNGKey(1))
     same = lambda a, b: all(jax.tree.leaves(jax.tree.map(np.array_equal, a, b)))
-    assert same(state.critic, snap.state.backbone.critic)
-    assert same(state.actor, snap.state.backbone.actor)
+    assert same(state.critic.params, snap.state.backbone.critic.params)
+    assert same(state.actor.params, snap.state.backbone.actor.params)
     assert same(state.critic_target, agent.init(jax.random.PRNGKey(1)).critic_target)
 
 
@@ -260,7 +260,7 @@ def test_every_baseline_pretrains_on_urlb_and_its_actor_fine_tunes(tmp_path, nam
     assert meta_dim(snap.agent) == skill
     tuned = load_latest(run).state  # DDPGState, or a skill agent's wrapper around one
     for actor in (snap.state.backbone.actor, getattr(tuned, "backbone", tuned).actor):
-        assert actor["trunk"]["Dense_0"]["kernel"].shape == (55 + skill, 32)
+        assert actor.params["trunk"]["Dense_0"]["kernel"].shape == (55 + skill, 32)
     with np.load(run / "checkpoints" / "250" / "replay.npz") as replay:
         assert ("steps/meta" in replay) == (skill > 0)
         if skill:

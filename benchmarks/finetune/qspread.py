@@ -43,7 +43,7 @@ def main() -> None:
 
     def q_of(actions):
         rep = jnp.broadcast_to(obs[:, None], actions.shape[:2] + obs.shape[-1:])
-        return iql.q_min(agent.critic, state.critic.q_target, rep, actions)
+        return iql.q_min(state.critic.q, rep, actions, state.critic.q_target)
 
     print(f"run {args.run} at frame {loaded.meta['frame']}: {args.states} replay states x "
           f"{args.samples} actions, alpha {alpha}")
@@ -57,7 +57,7 @@ def main() -> None:
             actions = jax.random.uniform(key, (args.states, args.samples, env.action_dim),
                                          minval=-1.0, maxval=1.0)
         else:
-            actions = sample_actions(agent.policy_net, net, obs, key, steps, args.samples)
+            actions = sample_actions(net, obs, key, steps, args.samples)
         q = q_of(actions)
         label = jax.nn.softmax(alpha * q, axis=1).max(axis=1).mean()
         print(f"| {name} | {steps or '-'} | {float(actions.std(axis=1).mean()):.3f} | "

@@ -27,7 +27,8 @@ from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.intrinsic import IntrinsicAgent
 from edp.networks import ActionScoreNet, StateScoreNet
 from edp.rms import RunningMoments
-from edp.score_models import TrainedNet, dsm_update, example_inputs, score_fn
+from edp.score_models import dsm_update, example_inputs, score_fn
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +75,8 @@ class EDPConfig:
 
 class EDPState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    state_model: TrainedNet
-    policy: TrainedNet
+    state_model: TrainState
+    policy: TrainState
     reward_rms: RunningMoments
 
 
@@ -97,18 +98,17 @@ class EDPAgent(IntrinsicAgent):
         k_backbone, k_state, k_policy = jax.random.split(key, 3)
         return EDPState(
             backbone=self.init_backbone(k_backbone),
-            state_model=TrainedNet.create(self.state_net, self.score_tx, k_state,
+            state_model=TrainState.create(self.state_net, self.score_tx, k_state,
                                           *example_inputs(self.obs_dim)),
-            policy=TrainedNet.create(self.policy_net, self.score_tx, k_policy,
+            policy=TrainState.create(self.policy_net, self.score_tx, k_policy,
                                      *example_inputs(self.action_dim, self.obs_dim)),
             reward_rms=RunningMoments.create())
 
-    def raw_reward(self, state_model: TrainedNet, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def raw_reward(self, state_model: TrainState, obs: jax.Array, key: jax.Array) -> jax.Array:
         """Mean over K draws of the per-state denoising loss (dropout on, as the reference,
         unless reward_dropout is off)."""
         k_draw, k_drop = jax.random.split(key)
-        fn = score_fn(self.state_net, state_model.params, state_model.constants,
-                      k_drop if self.cfg.reward_dropout else None)
+        fn = score_fn(state_model, k_drop if self.cfg.reward_dropout else None)
         return diffusion.dsm_loss_per_sample(fn, obs, k_draw, num_draws=self.cfg.reward_samples,
                                              stratified=self.cfg.reward_estimator == "stratified")
 
@@ -125,10 +125,9 @@ class EDPAgent(IntrinsicAgent):
         metrics = {}
         policy = state.policy
         if self.cfg.train_policy:
-            policy, metrics["policy_dsm_loss"] = dsm_update(
-                self.policy_net, self.score_tx, policy, action, obs, k_policy)
-        state_model, metrics["state_dsm_loss"] = dsm_update(
-            self.state_net, self.score_tx, state.state_model, obs, None, k_state)
+            policy, metrics["policy_dsm_loss"] = dsm_update(policy, action, obs, k_policy)
+        state_model, metrics["state_dsm_loss"] = dsm_update(state.state_model, obs, None,
+                                                            k_state)
         rewarded = batch[self.cfg.reward_on]
         raw = jax.lax.stop_gradient(self.raw_reward(state_model, rewarded, k_reward))
         rms = state.reward_rms.update(raw)

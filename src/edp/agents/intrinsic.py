@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -32,17 +33,17 @@ class IntrinsicAgent:
         self.updates_per_step = backbone.updates_per_step
         self.update_every = backbone.update_every
         self.learning_starts = backbone.learning_starts
-        self.nets = self.make_nets(backbone)
-        self._act = jax.jit(functools.partial(ddpg.select_action, backbone, self.nets),
+        self._act = jax.jit(functools.partial(ddpg.select_action, backbone),
                             static_argnames="eval_mode")
         self._update = jax.jit(functools.partial(ddpg.scan_iterations, self._update_once))
 
-    def make_nets(self, backbone: ddpg.DDPGConfig) -> ddpg.DDPGNets:
-        """The backbone's modules and optimisers (APS replaces the critic)."""
-        return ddpg.make_nets(backbone, self.action_dim)
+    def critic_module(self, backbone: ddpg.DDPGConfig) -> nn.Module:
+        """The backbone's critic (APS replaces it)."""
+        return ddpg.Critic(backbone.hidden_dim)
 
     def init_backbone(self, key: jax.Array) -> ddpg.DDPGState:
-        return ddpg.init_state(self.nets, key, self.obs_dim, self.action_dim)
+        return ddpg.init_state(self.backbone_cfg, key, self.obs_dim, self.action_dim,
+                               self.critic_module(self.backbone_cfg))
 
     def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
@@ -60,7 +61,6 @@ class IntrinsicAgent:
                       key: jax.Array) -> tuple[ddpg.DDPGState, Metrics]:
         """The DDPG iteration with `reward` (B,) (no gradient) replacing the extrinsic return."""
         reward = jax.lax.stop_gradient(reward)
-        backbone, metrics = ddpg.update_backbone(self.backbone_cfg, self.nets, backbone, batch,
-                                                 reward, key)
+        backbone, metrics = ddpg.update_backbone(self.backbone_cfg, backbone, batch, reward, key)
         return backbone, {**metrics, "intr_reward": reward.mean(),
                           "intr_reward_max": reward.max()}

@@ -29,8 +29,8 @@ from flax import struct
 from edp.agents import ddpg, knn
 from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.intrinsic import IntrinsicAgent
-from edp.agents.modules import OrthMLP, gradient_step, l2_normalize
-from edp.score_models import TrainedNet
+from edp.agents.modules import OrthMLP, l2_normalize
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +74,7 @@ class ProtoConfig:
 
 class ProtoState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    proto: TrainedNet  # params {"predictor", "projector", "protos"}: one optimiser
+    proto: TrainState  # params {"predictor", "projector", "protos"}: one optimiser
     predictor_target: ddpg.Params
     queue: jax.Array  # (queue_size, pred_dim), zero at start
     queue_ptr: jax.Array  # int32 write position
@@ -127,7 +127,7 @@ class ProtoAgent(IntrinsicAgent):
         }
         return ProtoState(
             backbone=self.init_backbone(k_backbone),
-            proto=TrainedNet(params=params, constants={}, opt_state=self.tx.init(params)),
+            proto=TrainState.from_params(None, self.tx, params),
             predictor_target=predictor,
             queue=jnp.zeros((self.cfg.queue_size, self.cfg.pred_dim)),
             queue_ptr=jnp.zeros((), jnp.int32))
@@ -161,8 +161,8 @@ class ProtoAgent(IntrinsicAgent):
         k_candidates, k_backbone = jax.random.split(key)
         obs, next_obs = batch["observation"], batch["next_observation"]
         proto = state.proto.replace(params=normalize_protos(state.proto.params))
-        proto, loss, _ = gradient_step(
-            self.tx, proto, lambda p: self.loss(p, state.predictor_target, obs, next_obs))
+        proto, step = proto.apply_loss_fn(
+            lambda p: self.loss(p, state.predictor_target, obs, next_obs))
         proto = proto.replace(params=normalize_protos(proto.params))
 
         # reward on s+ with the updated predictor: enqueue one candidate per prototype, then kNN
@@ -177,4 +177,4 @@ class ProtoAgent(IntrinsicAgent):
         predictor_target = optax.incremental_update(
             proto.params["predictor"], state.predictor_target, self.cfg.predictor_target_tau)
         state = ProtoState(backbone, proto, predictor_target, queue, queue_ptr)
-        return state, {**metrics, "proto_loss": loss}
+        return state, {**metrics, "proto_loss": step.loss}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Literal
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -108,7 +109,8 @@ class SkillAgent(IntrinsicAgent):
         super().__init__(backbone, obs_dim, action_dim)
 
     def init_backbone(self, key: jax.Array) -> ddpg.DDPGState:
-        return ddpg.init_state(self.nets, key, self.obs_dim + self.meta_dim, self.action_dim)
+        return ddpg.init_state(self.backbone_cfg, key, self.obs_dim + self.meta_dim,
+                               self.action_dim, self.critic_module(self.backbone_cfg))
 
     def init_meta(self, state: Any, key: jax.Array, num: int) -> np.ndarray:
         return self.skills.init_meta({}, key, num)
@@ -136,7 +138,7 @@ class SkillAgent(IntrinsicAgent):
 
     def finetune_agent(self, cfg: ddpg.DDPGConfig) -> SkillFinetuneAgent:
         """The DDPG fine-tuning agent of this agent's snapshots (`edp finetune --method ddpg`)."""
-        return SkillFinetuneAgent(cfg, self.make_nets(cfg), self.obs_dim, self.action_dim,
+        return SkillFinetuneAgent(cfg, self.critic_module(cfg), self.obs_dim, self.action_dim,
                                   self.finetune_skills())
 
 
@@ -150,23 +152,23 @@ class SkillFinetuneAgent:
     (URLB fine-tuning runs the skill agent itself with reward_free=false,
     docs/baselines.md §0.8)."""
 
-    def __init__(self, cfg: ddpg.DDPGConfig, nets: ddpg.DDPGNets, obs_dim: int, action_dim: int,
+    def __init__(self, cfg: ddpg.DDPGConfig, critic: nn.Module, obs_dim: int, action_dim: int,
                  skills: SkillSchedule, name: str = "ddpg"):
         cfg.check()
-        self.cfg, self.nets, self.skills, self.name = cfg, nets, skills, name
+        self.cfg, self.critic, self.skills, self.name = cfg, critic, skills, name
         self.obs_dim, self.action_dim, self.meta_dim = obs_dim, action_dim, skills.dim
         self.batch_size = cfg.batch_size
         self.updates_per_step = cfg.updates_per_step
         self.update_every = cfg.update_every
         self.learning_starts = cfg.learning_starts
-        self._act = jax.jit(functools.partial(ddpg.select_action, cfg, nets),
+        self._act = jax.jit(functools.partial(ddpg.select_action, cfg),
                             static_argnames="eval_mode")
         self._update = jax.jit(functools.partial(ddpg.scan_iterations, self._update_once))
 
     def init(self, key: jax.Array) -> SkillFinetuneState:
         k_backbone, k_skills = jax.random.split(key)
-        backbone = ddpg.init_state(self.nets, k_backbone, self.obs_dim + self.meta_dim,
-                                   self.action_dim)
+        backbone = ddpg.init_state(self.cfg, k_backbone, self.obs_dim + self.meta_dim,
+                                   self.action_dim, self.critic)
         return SkillFinetuneState(backbone=backbone, skills=self.skills.init(k_skills))
 
     def init_from_snapshot(self, fresh: SkillFinetuneState, pretrained: Any
@@ -186,8 +188,8 @@ class SkillFinetuneAgent:
 
     def _update_once(self, state: SkillFinetuneState, batch: Batch, key: jax.Array
                      ) -> tuple[SkillFinetuneState, Metrics]:
-        backbone, metrics = ddpg.update_backbone(self.cfg, self.nets, state.backbone,
-                                                 append_skill(batch), batch["reward"], key)
+        backbone, metrics = ddpg.update_backbone(self.cfg, state.backbone, append_skill(batch),
+                                                 batch["reward"], key)
         return state.replace(backbone=backbone), metrics
 
     def init_meta(self, state: SkillFinetuneState, key: jax.Array, num: int) -> np.ndarray:

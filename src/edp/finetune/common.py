@@ -22,7 +22,8 @@ from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.ddpg import scan_iterations
 from edp.finetune import iql
 from edp.networks import ActionScoreNet
-from edp.score_models import TrainedNet, example_inputs, score_fn
+from edp.score_models import example_inputs, score_fn
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +68,7 @@ class DiffusionFinetuneConfig:
         self.critic.check(self.method)
 
 
-def check_pretrained(policy_net: ActionScoreNet, pretrained: TrainedNet, obs_dim: int,
+def check_pretrained(policy_net: ActionScoreNet, pretrained: TrainState, obs_dim: int,
                      action_dim: int) -> None:
     """One-line error if the pre-trained policy does not fit this agent's policy network."""
     expected = jax.eval_shape(policy_net.init, jax.random.PRNGKey(0),
@@ -82,74 +83,54 @@ def check_pretrained(policy_net: ActionScoreNet, pretrained: TrainedNet, obs_dim
                          f"network {net} for obs_dim={obs_dim}, action_dim={action_dim}")
 
 
-def fresh_copy(pretrained: TrainedNet, tx: optax.GradientTransformation) -> TrainedNet:
-    """The pre-trained weights with a fresh optimiser state (the reference's `init_from`)."""
-    return TrainedNet(params=pretrained.params, constants=pretrained.constants,
-                      opt_state=tx.init(pretrained.params))
-
-
-def frozen(pretrained: TrainedNet) -> TrainedNet:
-    """The pre-trained weights without optimiser state (never updated)."""
-    return TrainedNet(params=pretrained.params, constants=pretrained.constants, opt_state=None)
-
-
-def sampler_score_fn(module: ActionScoreNet, net: TrainedNet) -> diffusion.ScoreFn:
-    """Eval-mode (dropout off) score: what every sampling chain uses, as the reference."""
-    return score_fn(module, net.params, net.constants, None)
-
-
-def per_call_dropout_score_fn(module: ActionScoreNet, params: Any, constants: Any,
-                              key: jax.Array) -> diffusion.ScoreFn:
-    """Train-mode score with a fresh dropout mask at every solver time (as PyTorch draws one
-    per forward call): the key is folded with the call's time, distinct at every NFE."""
-    variables = {"params": params, "constants": constants}
-
+def per_call_dropout_score_fn(net: TrainState, params: Any, key: jax.Array
+                              ) -> diffusion.ScoreFn:
+    """Train-mode score at `params` with a fresh dropout mask at every solver time (as PyTorch
+    draws one per forward call): the key is folded with the call's time, distinct at every
+    NFE."""
     def fn(x, t, cond):
         k = jax.random.fold_in(key, jnp.round(t.reshape(-1)[0] * 1e6).astype(jnp.int32))
-        return module.apply(variables, x, t, cond, train=True, rngs={"dropout": k})
+        return net.apply(x, t, cond, params=params, train=True, rngs={"dropout": k})
 
     return fn
 
 
-def sample_actions(module: ActionScoreNet, net: TrainedNet, obs: jax.Array, key: jax.Array,
-                   steps: int, num_samples: int | None = None,
+def sample_actions(net: TrainState, obs: jax.Array, key: jax.Array, steps: int,
+                   num_samples: int | None = None,
                    guidance_fn: diffusion.GuidanceFn | None = None) -> jax.Array:
-    """Samples of the diffusion policy (eval mode, no gradient): (N, A), or (N, M, A)."""
-    fn = sampler_score_fn(module, net)
-    actions = diffusion.sample(fn, key, obs, module.action_dim, steps, guidance_fn, num_samples)
+    """Samples of the diffusion policy (eval mode, as the reference, no gradient): (N, A), or
+    (N, M, A)."""
+    actions = diffusion.sample(score_fn(net, None), key, obs, net.module.action_dim, steps,
+                               guidance_fn, num_samples)
     return jax.lax.stop_gradient(actions)
 
 
-def zero_noise_actions(module: ActionScoreNet, net: TrainedNet, obs: jax.Array, steps: int
-                       ) -> jax.Array:
+def zero_noise_actions(net: TrainState, obs: jax.Array, steps: int) -> jax.Array:
     """The solver started from x_T = 0 (eval mode, no gradient): one deterministic action per
     state, (N, A), the image of the prior's centre. For a Gaussian policy N(mu, S) that is
     mu - alpha_1 S^(1/2) mu (alpha_1 = 0.0066): the mean action, as DDPG evaluates; for a
     multi-modal policy it can fall between the modes."""
-    x_T = jnp.zeros((obs.shape[0], module.action_dim), obs.dtype)
-    actions = diffusion.dpm_solver_pp(sampler_score_fn(module, net), x_T, obs, steps)
+    x_T = jnp.zeros((obs.shape[0], net.module.action_dim), obs.dtype)
+    actions = diffusion.dpm_solver_pp(score_fn(net, None), x_T, obs, steps)
     return jax.lax.stop_gradient(actions)
 
 
-def policy_dsm_step(module: ActionScoreNet, tx: optax.GradientTransformation,
-                    net: TrainedNet, action: jax.Array, obs: jax.Array, key: jax.Array,
-                    extra_loss=None) -> tuple[TrainedNet, Metrics]:
+def policy_dsm_step(net: TrainState, action: jax.Array, obs: jax.Array, key: jax.Array,
+                    extra_loss=None) -> tuple[TrainState, Metrics]:
     """One Adam step of BC-DSM on (a | s) in train mode, plus an optional extra loss term
     `extra_loss(params, key) -> (loss, metrics)` differentiated with it."""
     k_loss, k_drop, k_extra = jax.random.split(key, 3)
 
     def loss_fn(params):
-        fn = score_fn(module, params, net.constants, k_drop)
+        fn = score_fn(net, k_drop, params)
         bc = diffusion.dsm_loss_per_sample(fn, action, k_loss, obs).mean()
         if extra_loss is None:
             return bc, {"bc_loss": bc}
         extra, metrics = extra_loss(params, k_extra)
         return bc + extra, {"bc_loss": bc, **metrics}
 
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(net.params)
-    updates, opt_state = tx.update(grads, net.opt_state, net.params)
-    net = net.replace(params=optax.apply_updates(net.params, updates), opt_state=opt_state)
-    return net, metrics
+    net, step = net.apply_loss_fn(loss_fn)
+    return net, step.aux
 
 
 class DiffusionFinetuneAgent:
@@ -157,7 +138,7 @@ class DiffusionFinetuneAgent:
 
     The constructor takes the pre-trained agent's policy network module (`EDPAgent.policy_net`):
     the fine-tuned policy has exactly its architecture. `init(key, pretrained_policy)` builds
-    the state from the pre-trained `TrainedNet` (`EDPState.policy`); critics and energies are
+    the state from the pre-trained `TrainState` (`EDPState.policy`); critics and energies are
     fresh (docs/method.md §3.5). Learning is one jitted call (lax.scan over the batch's iters axis);
     acting is one jitted call whatever `step` and `eval_mode` are.
 
@@ -186,17 +167,16 @@ class DiffusionFinetuneAgent:
         self.learning_starts = cfg.learning_starts
         self.policy_net = policy_net
         self.policy_tx = optax.adam(cfg.policy_lr)
-        self.critic = iql.make_iql(cfg.critic)
         self._act_jit = jax.jit(self._act)
         self._uniform_jit = jax.jit(lambda obs, key: jax.random.uniform(
             key, (obs.shape[0], self.action_dim), obs.dtype, -1.0, 1.0))
         self._zero_noise_jit = jax.jit(lambda state, obs: zero_noise_actions(
-            self.policy_net, state.policy, obs, self.cfg.diffusion_steps))
+            state.policy, obs, self.cfg.diffusion_steps))
         self._update = jax.jit(functools.partial(scan_iterations, self._update_once))
 
     # -- the Agent protocol -------------------------------------------------------------------
 
-    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> Any:
+    def init(self, key: jax.Array, pretrained_policy: TrainState) -> Any:
         raise NotImplementedError
 
     def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
@@ -224,21 +204,23 @@ class DiffusionFinetuneAgent:
 
     def _act(self, state: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
         """One unguided sample of `state.policy` per state."""
-        return sample_actions(self.policy_net, state.policy, obs, key, self.cfg.diffusion_steps)
+        return sample_actions(state.policy, obs, key, self.cfg.diffusion_steps)
 
     def _update_once(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
         raise NotImplementedError
 
-    def critic_step(self, critic: iql.IQLState, policy: TrainedNet, batch: Batch,
+    def critic_step(self, critic: iql.IQLState, policy: TrainState, batch: Batch,
                     key: jax.Array) -> tuple[iql.IQLState, Metrics]:
         """One critic iteration; with `critic.backup="policy"` it bootstraps on one unguided
         sample a' of `policy` at s' (key folded, so the other streams stay as without it)."""
         next_action = None
         if self.cfg.critic.backup == "policy":
-            next_action = sample_actions(self.policy_net, policy, batch["next_observation"],
+            next_action = sample_actions(policy, batch["next_observation"],
                                          jax.random.fold_in(key, 0x5EED), self.cfg.diffusion_steps)
-        return iql.update_iql(self.cfg.critic, self.critic, critic, batch, next_action)
+        return iql.update_iql(self.cfg.critic, critic, batch, next_action)
 
-    def _check_and_copy(self, pretrained_policy: TrainedNet) -> TrainedNet:
+    def _check_and_copy(self, pretrained_policy: TrainState) -> TrainState:
+        """The pre-trained weights with a fresh optimiser state (the reference's `init_from`)."""
         check_pretrained(self.policy_net, pretrained_policy, self.obs_dim, self.action_dim)
-        return fresh_copy(pretrained_policy, self.policy_tx)
+        return TrainState.from_params(self.policy_net, self.policy_tx, pretrained_policy.params,
+                                      pretrained_policy.constants)

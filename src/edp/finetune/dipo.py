@@ -22,7 +22,7 @@ from flax import struct
 from edp.agents.base import Batch, Metrics
 from edp.finetune import iql
 from edp.finetune.common import DiffusionFinetuneAgent, DiffusionFinetuneConfig, policy_dsm_step
-from edp.score_models import TrainedNet
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,16 +50,16 @@ class DIPOConfig(DiffusionFinetuneConfig):
 
 
 class DIPOState(struct.PyTreeNode):
-    policy: TrainedNet
+    policy: TrainState
     critic: iql.IQLState
 
 
-def improve_actions(cfg: DIPOConfig, nets: iql.IQLNets, q_params, obs: jax.Array,
-                    action: jax.Array) -> jax.Array:
+def improve_actions(cfg: DIPOConfig, q: TrainState, obs: jax.Array, action: jax.Array
+                    ) -> jax.Array:
     """Clipped Adam ascent of min-twin q0 in the actions, clamped to [-1, 1]: (B, A)."""
     tx = optax.chain(optax.clip_by_global_norm(cfg.action_grad_norm * action.shape[-1]),
                      optax.adam(cfg.action_lr, eps=cfg.action_eps))
-    loss = lambda a: -jnp.sum(iql.q_min(nets, q_params, obs, a))
+    loss = lambda a: -jnp.sum(iql.q_min(q, obs, a))
 
     def step(carry, _):
         a, opt_state = carry
@@ -74,16 +74,16 @@ def improve_actions(cfg: DIPOConfig, nets: iql.IQLNets, q_params, obs: jax.Array
 class DIPOAgent(DiffusionFinetuneAgent):
     name = "dipo"
 
-    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> DIPOState:
+    def init(self, key: jax.Array, pretrained_policy: TrainState) -> DIPOState:
         return DIPOState(policy=self._check_and_copy(pretrained_policy),
-                         critic=iql.init_iql(self.critic, key, self.obs_dim, self.action_dim))
+                         critic=iql.init_iql(self.cfg.critic, key, self.obs_dim,
+                                             self.action_dim))
 
     def _update_once(self, state: DIPOState, batch: Batch, key: jax.Array
                      ) -> tuple[DIPOState, Metrics]:
         obs, action = batch["observation"], batch["action"]
-        improved = improve_actions(self.cfg, self.critic, state.critic.q, obs, action)
-        policy, metrics = policy_dsm_step(self.policy_net, self.policy_tx, state.policy,
-                                          improved, obs, key)
+        improved = improve_actions(self.cfg, state.critic.q, obs, action)
+        policy, metrics = policy_dsm_step(state.policy, improved, obs, key)
         critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
         shift = jnp.linalg.norm(improved - action, axis=-1).mean()
         return DIPOState(policy=policy, critic=critic), {**metrics, **critic_metrics,

@@ -23,7 +23,7 @@ from edp.finetune.common import (
     policy_dsm_step,
     sample_actions,
 )
-from edp.score_models import TrainedNet
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,29 +40,30 @@ class IDQLConfig(DiffusionFinetuneConfig):
 
 
 class IDQLState(struct.PyTreeNode):
-    policy: TrainedNet
+    policy: TrainState
     critic: iql.IQLState
 
 
 class IDQLAgent(DiffusionFinetuneAgent):
     name = "idql"
 
-    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> IDQLState:
+    def init(self, key: jax.Array, pretrained_policy: TrainState) -> IDQLState:
         """The pre-trained policy (fresh Adam state) and a fresh critic."""
         return IDQLState(policy=self._check_and_copy(pretrained_policy),
-                         critic=iql.init_iql(self.critic, key, self.obs_dim, self.action_dim))
+                         critic=iql.init_iql(self.cfg.critic, key, self.obs_dim,
+                                             self.action_dim))
 
     def _act(self, state: IDQLState, obs: jax.Array, key: jax.Array) -> jax.Array:
-        candidates = sample_actions(self.policy_net, state.policy, obs, key,
-                                    self.cfg.diffusion_steps, self.cfg.num_candidates)
+        candidates = sample_actions(state.policy, obs, key, self.cfg.diffusion_steps,
+                                    self.cfg.num_candidates)
         obs_rep = jnp.broadcast_to(obs[:, None], candidates.shape[:2] + obs.shape[-1:])
-        q = iql.q_min(self.critic, state.critic.q_target, obs_rep, candidates)
+        q = iql.q_min(state.critic.q, obs_rep, candidates, state.critic.q_target)
         best = jnp.argmax(q, axis=-1)
         return jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0]
 
     def _update_once(self, state: IDQLState, batch: Batch, key: jax.Array
                      ) -> tuple[IDQLState, Metrics]:
-        policy, metrics = policy_dsm_step(self.policy_net, self.policy_tx, state.policy,
-                                          batch["action"], batch["observation"], key)
+        policy, metrics = policy_dsm_step(state.policy, batch["action"], batch["observation"],
+                                          key)
         critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
         return IDQLState(policy=policy, critic=critic), {**metrics, **critic_metrics}
