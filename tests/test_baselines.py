@@ -276,8 +276,8 @@ def test_proto_fine_tuning_copies_the_whole_critic():
     rng = np.random.default_rng(0)
     pretrained, _ = a.update(a.init(jax.random.PRNGKey(1)),
                              batch_of(rng.normal(size=(B, 2)), rng=rng), jax.random.PRNGKey(2))
-    fresh = a.init(jax.random.PRNGKey(3)).backbone
-    state = a.finetune_start(fresh, pretrained.backbone)
+    fresh = a.finetune_agent(a.backbone_cfg).init(jax.random.PRNGKey(3))
+    state = a.finetune_agent(a.backbone_cfg, pretrained).init(jax.random.PRNGKey(3))
     same = lambda x, y: jax.tree.map(np.testing.assert_array_equal, x, y)
     same(state.actor.params, pretrained.backbone.actor.params)
     same(state.critic.params, pretrained.backbone.critic.params)  # trunk and both heads

@@ -180,7 +180,7 @@ def test_critic_target_matches_numpy():
 
 def test_one_iteration_runs_critic_then_actor_on_new_critic_then_polyak():
     agent = small_agent(intrinsic=False)
-    cfg = agent.cfg
+    cfg = agent.backbone_cfg
     old = agent.init(jax.random.key(0))
     batch = slice0(small_batch(0))
     key = jax.random.key(5)
@@ -214,7 +214,7 @@ def test_reward_shape_mismatch_is_an_error():
     agent = small_agent(intrinsic=False)
     batch = slice0(small_batch(0))
     with pytest.raises(ValueError, match="reward shape"):
-        update_backbone(agent.cfg, agent.init(jax.random.key(0)), batch,
+        update_backbone(agent.backbone_cfg, agent.init(jax.random.key(0)), batch,
                         batch["reward"][:, None], jax.random.key(1))
 
 

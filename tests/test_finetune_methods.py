@@ -199,8 +199,8 @@ def test_standardised_cep_labels_ignore_the_scale_and_offset_of_q():
 @pytest.mark.parametrize("standardise", [False, True])
 def test_edp_cep_step_uses_the_standardise_option(pretrained, standardise):
     cfg = dataclasses.replace(small_config("edp"), standardise_q=standardise)
-    agent = EDPFinetuneAgent(cfg, POLICY_NET, 1, 1)
-    energy = agent.init(jax.random.PRNGKey(0), pretrained).energy
+    agent = EDPFinetuneAgent(cfg, pretrained, 1, 1)
+    energy = agent.init(jax.random.PRNGKey(0)).energy
     rng = np.random.default_rng(3)
     obs = jnp.asarray(rng.normal(size=(16, 1)), jnp.float32)
     negatives = jnp.asarray(rng.uniform(-1, 1, (16, 16, 1)), jnp.float32)
@@ -253,8 +253,8 @@ def test_edp_energy_and_distillation_reach_the_tilted_policy(pretrained):
                             energy_layers=3, energy_lr=1e-3, policy_lr=1e-3, alpha=alpha,
                             negatives_from="pretrained",
                             critic=iql.IQLConfig(hidden_dim=4, num_layers=1))
-    agent = EDPFinetuneAgent(cfg, POLICY_NET, 1, 1, q_fn=lambda obs, a: LINEAR_Q * a[..., 0])
-    state = agent.init(jax.random.PRNGKey(2), pretrained)
+    agent = EDPFinetuneAgent(cfg, pretrained, 1, 1, q_fn=lambda obs, a: LINEAR_Q * a[..., 0])
+    state = agent.init(jax.random.PRNGKey(2))
     assert right_mass(agent, state, 0) == pytest.approx(0.5, abs=0.04)
     zeros = np.zeros((200, 16, 1), np.float32)  # only the states matter: Q is known
     batch = bandit_batch(zeros, zeros[..., 0])
@@ -311,8 +311,8 @@ def finetuned(pretrained, pretrained_samples):
         if name in cache:
             return cache[name]
         iters, rounds, batch = SCHEDULE[name]
-        agent = methods.make_method(name, POLICY_NET, 1, 1, small_config(name))
-        state = agent.init(jax.random.PRNGKey(0), pretrained)
+        agent = methods.make_method(name, pretrained, 1, 1, small_config(name))
+        state = agent.init(jax.random.PRNGKey(0))
         rng = np.random.default_rng(0)
         replay = pretrained_samples
         for i in range(rounds):
@@ -369,8 +369,8 @@ def test_actions_have_shape_n_by_a(name):
                             *example_inputs(2, 3))
     cfg = dataclasses.replace(methods.default_config(name), diffusion_steps=3,
                               critic=iql.IQLConfig(hidden_dim=8))
-    agent = methods.make_method(name, net, 3, 2, cfg)
-    state = agent.init(jax.random.PRNGKey(1), pre)
+    agent = methods.make_method(name, pre, 3, 2, cfg)
+    state = agent.init(jax.random.PRNGKey(1))
     actions = agent.act(state, jnp.ones((5, 3)), jax.random.PRNGKey(2), 0, False)
     assert actions.shape == (5, 2) and bool(jnp.all(jnp.isfinite(actions)))
 
@@ -418,8 +418,8 @@ def test_methods_draw_the_policy_backup_action_from_their_policy_at_the_next_sta
         pretrained):
     cfg = dataclasses.replace(small_config("idql"), diffusion_steps=3,
                               critic=dataclasses.replace(SMALL_CRITIC, backup="policy"))
-    agent = methods.make_method("idql", POLICY_NET, 1, 1, cfg)
-    state = agent.init(jax.random.PRNGKey(0), pretrained)
+    agent = methods.make_method("idql", pretrained, 1, 1, cfg)
+    state = agent.init(jax.random.PRNGKey(0))
     rng = np.random.default_rng(0)
     batch = {"observation": rng.normal(size=(32, 1)).astype(np.float32),
              "action": rng.uniform(-1, 1, (32, 1)).astype(np.float32),
@@ -437,8 +437,8 @@ def test_methods_draw_the_policy_backup_action_from_their_policy_at_the_next_sta
 
 def test_seed_uniform_acts_uniformly_before_learning_starts_only(pretrained):
     cfg = dataclasses.replace(small_config("edp"), seed_uniform=True, learning_starts=100)
-    agent = methods.make_method("edp", POLICY_NET, 1, 1, cfg)
-    state = agent.init(jax.random.PRNGKey(0), pretrained)
+    agent = methods.make_method("edp", pretrained, 1, 1, cfg)
+    state = agent.init(jax.random.PRNGKey(0))
     obs, key = jnp.zeros((4000, 1)), jax.random.PRNGKey(3)
     seed_phase = np.asarray(agent.act(state, obs, key, 99, False))
     assert seed_phase.min() >= -1 and seed_phase.max() <= 1
@@ -461,7 +461,7 @@ def test_bad_configs_and_names_give_one_line_errors(pretrained):
     with pytest.raises(ValueError, match=r"^edp negatives_from='prior': must be one of"):
         EDPFinetuneConfig(negatives_from="prior").check()
     with pytest.raises(ValueError, match=r"^dql critic\.expectile=1\.0: must be in \(0, 1\)$"):
-        methods.make_method("dql", POLICY_NET, 1, 1,
+        methods.make_method("dql", pretrained, 1, 1,
                             methods.DQLConfig(critic=iql.IQLConfig(expectile=1.0)))
     with pytest.raises(ValueError, match=r"^edp critic\.backup='max': must be one of value, "
                                          r"policy$"):
@@ -470,11 +470,11 @@ def test_bad_configs_and_names_give_one_line_errors(pretrained):
         methods.IDQLConfig(diffusion_steps=0).check()
     with pytest.raises(ValueError, match="unknown fine-tuning method 'gft'; valid methods: "
                                          "ddpg, edp, idql, dql, qsm, dipo"):
-        methods.make_method("gft", POLICY_NET, 1, 1)
-    with pytest.raises(ValueError, match="DDPGAgent"):
-        methods.make_method("ddpg", POLICY_NET, 1, 1)
+        methods.make_method("gft", pretrained, 1, 1)
+    with pytest.raises(ValueError, match="finetune_agent"):
+        methods.make_method("ddpg", pretrained, 1, 1)
     with pytest.raises(ValueError, match="needs a QSMConfig"):
-        methods.make_method("qsm", POLICY_NET, 1, 1, methods.DIPOConfig())
-    agent = methods.make_method("dipo", POLICY_NET, 2, 1)  # obs_dim 2: the net was built for 1
+        methods.make_method("qsm", pretrained, 1, 1, methods.DIPOConfig())
+    agent = methods.make_method("dipo", pretrained, 2, 1)  # obs_dim 2: the net was built for 1
     with pytest.raises(ValueError, match="pre-trained policy shapes do not match"):
-        agent.init(jax.random.PRNGKey(0), pretrained)
+        agent.init(jax.random.PRNGKey(0))

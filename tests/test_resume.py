@@ -128,13 +128,13 @@ def test_checkpoints_of_the_old_network_layout_load_into_train_states():
     ddpg = DDPGAgent(ddpg_cfg, obs_dim, action_dim, intrinsic=False)
     edp = EDPAgent(EDPConfig(reward_samples=2, score_hidden_dim=4, score_blocks=1,
                              score_time_dim=4), ddpg_cfg, obs_dim, action_dim)
-    idql = methods.make_method("idql", edp.policy_net, obs_dim, action_dim, IDQLConfig(
-        batch_size=8, learning_starts=0, diffusion_steps=2, num_candidates=2,
-        critic=IQLConfig(hidden_dim=4, num_layers=1)))
     key = jax.random.PRNGKey
     states = {"ddpg": ddpg.update(ddpg.init(key(0)), batch(1), key(1))[0],
               "edp": edp.update(edp.init(key(0)), batch(2), key(1))[0]}
-    states["idql"] = idql.update(idql.init(key(3), states["edp"].policy), batch(3), key(4))[0]
+    idql = methods.make_method("idql", states["edp"].policy, obs_dim, action_dim, IDQLConfig(
+        batch_size=8, learning_starts=0, diffusion_steps=2, num_candidates=2,
+        critic=IQLConfig(hidden_dim=4, num_layers=1)))
+    states["idql"] = idql.update(idql.init(key(3)), batch(3), key(4))[0]
     for name, state in states.items():
         raw = serialization.msgpack_restore(
             (Path(__file__).parent / "fixtures" / "old_layout" / f"{name}.msgpack").read_bytes())

@@ -323,11 +323,10 @@ def test_aps_finetuning_tasks_random_then_regressed_then_kept_for_resets():
     np.testing.assert_allclose(meta30, meta25)
     # the fresh phi is the fine-tuning agent's own (reference); the flag copies the snapshot's
     trained = pretrained.init(KEY(9))
-    assert same(ft.init_from_snapshot(ft.init(KEY(0)), trained).skills["phi"],
+    assert same(pretrained.finetune_agent(BACKBONE, trained).init(KEY(0)).skills["phi"],
                 ft.init(KEY(0)).skills["phi"])
     copy = APSAgent(dataclasses.replace(cfg, finetune_copy_phi=True), BACKBONE, 2, 2)
-    ft_copy = copy.finetune_agent(BACKBONE)
-    assert same(ft_copy.init_from_snapshot(ft_copy.init(KEY(0)), trained).skills["phi"],
+    assert same(copy.finetune_agent(BACKBONE, trained).init(KEY(0)).skills["phi"],
                 trained.phi.params)
 
 
@@ -469,8 +468,8 @@ def test_finetune_from_aps_regresses_its_task_and_starts_from_the_snapshot(pretr
     env = make_env("maze/square_a")
     snap = load(pretrained["aps"], env)
     cfg = resolve(defaults("fast", "ddpg", snap.agent.backbone_cfg))
-    ft, init_fn = builder(cfg, snap)(env)
-    state, fresh = init_fn(KEY(1)), ft.init(KEY(1))
+    ft = builder(cfg, snap)(env)
+    state, fresh = ft.init(KEY(1)), snap.agent.finetune_agent(cfg.ddpg).init(KEY(1))
     assert same(state.backbone.actor.params, snap.state.backbone.actor.params)
     assert same(state.backbone.critic.params["trunk"], snap.state.backbone.critic.params["trunk"])
     assert same(state.backbone.critic.params["q1"], fresh.backbone.critic.params["q1"])

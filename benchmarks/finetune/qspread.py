@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     loaded = load_latest(args.run)
-    cfg, env, agent, state = loaded.config, loaded.env, loaded.agent, loaded.state
+    cfg, env, state = loaded.config, loaded.env, loaded.state
     if getattr(cfg, "method", "ddpg") == "ddpg":
         raise SystemExit("qspread.py: the run must be a fine-tuning run of a diffusion method")
     stored = np.load(loaded.checkpoint / "replay.npz")["observation"]  # (episodes, steps + 1, S)

@@ -29,7 +29,9 @@ class LossStep(NamedTuple):
 
 
 class TrainState(struct.PyTreeNode):
-    module: nn.Module = struct.field(pytree_node=False)
+    # None for one optimiser over the params of several modules (ProtoRL, CIC), which their
+    # agent applies piece by piece
+    module: nn.Module | None = struct.field(pytree_node=False)
     tx: optax.GradientTransformation | None = struct.field(pytree_node=False)
     params: Params
     constants: Any  # the module's "constants" collection ({} for most modules)

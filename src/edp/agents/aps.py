@@ -113,6 +113,9 @@ class APSState(struct.PyTreeNode):
 
 class APSAgent(SkillAgent):
     name = "aps"
+    config = APSConfig
+    config_help = "APS: task vectors, successor-feature critic; reward <w, phi(s+)> + kNN entropy."
+    fast = dict(hidden_dim=128)
 
     def __init__(self, cfg: APSConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()

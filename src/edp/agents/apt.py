@@ -76,6 +76,10 @@ class APTState(struct.PyTreeNode):
 
 class APTAgent(IntrinsicAgent):
     name = "apt"
+    config = APTConfig
+    config_help = "APT: kNN particle reward on an ICM representation (URLB), or on raw states."
+    fast = dict(hidden_dim=128, rep_dim=64)
+    reward_map = True
 
     def __init__(self, cfg: APTConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()

@@ -81,6 +81,10 @@ def cpc_loss(query: jax.Array, key: jax.Array, temp: float) -> jax.Array:
 
 class CICAgent(SkillAgent):
     name = "cic"
+    config = CICConfig
+    config_help = "CIC: uniform skills, contrastive (CPC) representation; reward kNN entropy of s+."
+    fast = dict(hidden_dim=128)
+    reward_map = True
 
     def __init__(self, cfg: CICConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -24,7 +23,7 @@ import optax
 from flax import struct
 from tyro.conf import Suppress
 
-from edp.agents.base import Batch, Metrics, check_fields
+from edp.agents.base import Agent, Batch, Metrics, check_fields
 from edp.train_state import Params, TrainState
 
 ACTION_EPS = 1e-6  # sampled actions are clamped to [-1 + eps, 1 - eps]
@@ -288,51 +287,66 @@ def update_backbone(cfg: DDPGConfig, state: DDPGState, batch: Batch, reward: jax
     return soft_update(cfg, state), {**critic_metrics, **actor_metrics}
 
 
-def scan_iterations(step_fn: Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]],
-                    state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
-    """Run `step_fn(state, batch_slice, key)` once per slice of the leading `iters` axis in
-    one compiled loop; metrics are averaged over the iterations."""
-    iters = jax.tree.leaves(batch)[0].shape[0]
-    keys = jax.random.split(key, iters)
-    state, metrics = jax.lax.scan(lambda s, xs: step_fn(s, *xs), state, (batch, keys))
-    return state, jax.tree.map(jnp.mean, metrics)
-
-
 # ---------------------------------------------------------------------------------------------
 # The agent
 
 
-class DDPGAgent:
-    """Plain DDPG: reward zero when `intrinsic` (the no-intrinsic-reward pre-training
-    baseline), the batch's extrinsic reward otherwise (fine-tuning)."""
+class BackboneAgent(Agent):
+    """An agent acting with the DDPG actor of its state's backbone (`backbone(state)`), which
+    it hands to DDPG fine-tuning."""
 
-    def __init__(self, cfg: DDPGConfig, obs_dim: int, action_dim: int, name: str = "ddpg",
-                 intrinsic: bool = True):
+    handoff = frozenset({"actor"})
+    finetune_whole_critic: ClassVar[bool] = False  # ProtoRL hands over the critic heads too
+
+    def __init__(self, cfg: DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
-        self.cfg, self.name, self.intrinsic = cfg, name, intrinsic
-        self.obs_dim, self.action_dim = obs_dim, action_dim
-        self.batch_size = cfg.batch_size
-        self.updates_per_step = cfg.updates_per_step
-        self.update_every = cfg.update_every
-        self.learning_starts = cfg.learning_starts
-        self._act = jax.jit(functools.partial(select_action, cfg),
-                            static_argnames="eval_mode")
-        self._update = jax.jit(functools.partial(scan_iterations, self._update_once))
+        super().__init__(cfg, obs_dim, action_dim)
+        self.backbone_cfg = cfg
+        self._act = jax.jit(functools.partial(select_action, cfg), static_argnames="eval_mode")
 
-    def init(self, key: jax.Array) -> DDPGState:
-        return init_state(self.cfg, key, self.obs_dim, self.action_dim)
+    def backbone(self, state: Any) -> DDPGState:
+        return state.backbone
 
-    def act(self, state: DDPGState, observation: jax.Array, key: jax.Array, step: int,
+    def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
         # One dtype for every caller (Python int, np.int64, ...): one compiled program.
-        return self._act(state.actor, observation, key, jnp.asarray(step, jnp.int32),
-                         eval_mode=eval_mode)
+        return self._act(self.backbone(state).actor, observation, key,
+                         jnp.asarray(step, jnp.int32), eval_mode=eval_mode)
 
-    def update(self, state: DDPGState, batch: Batch, key: jax.Array
-               ) -> tuple[DDPGState, Metrics]:
-        return self._update(state, batch, key)
+    def finetune_agent(self, cfg: DDPGConfig, pretrained: Any = None) -> Agent:
+        """The DDPG fine-tuning agent of this agent's snapshots (`edp finetune --method ddpg`),
+        starting from `pretrained` (a state of this agent) if given."""
+        start = None if pretrained is None else self.backbone(pretrained)
+        return DDPGAgent(cfg, self.obs_dim, self.action_dim, intrinsic=False, start=start,
+                         whole_critic=self.finetune_whole_critic)
+
+
+class DDPGAgent(BackboneAgent):
+    """Plain DDPG: reward zero when `intrinsic` (the no-intrinsic-reward pre-training
+    baseline), the batch's extrinsic reward otherwise (fine-tuning, from `start`, a pre-trained
+    backbone, if given: `init_from_snapshot`)."""
+
+    name = "ddpg"
+
+    def __init__(self, cfg: DDPGConfig, obs_dim: int, action_dim: int, intrinsic: bool = True,
+                 start: DDPGState | None = None, whole_critic: bool = False):
+        super().__init__(cfg, obs_dim, action_dim)
+        self.intrinsic, self.start, self.whole_critic = intrinsic, start, whole_critic
+
+    @classmethod
+    def from_config(cls, cfg: Any, obs_dim: int, action_dim: int) -> DDPGAgent:
+        return cls(cfg.ddpg, obs_dim, action_dim)
+
+    def backbone(self, state: DDPGState) -> DDPGState:
+        return state
+
+    def init(self, key: jax.Array) -> DDPGState:
+        fresh = init_state(self.backbone_cfg, key, self.obs_dim, self.action_dim)
+        if self.start is None:
+            return fresh
+        return init_from_snapshot(fresh, self.start, self.whole_critic)
 
     def _update_once(self, state: DDPGState, batch: Batch, key: jax.Array
                      ) -> tuple[DDPGState, Metrics]:
         reward = jnp.zeros_like(batch["discount"]) if self.intrinsic else batch["reward"]
-        return update_backbone(self.cfg, state, batch, reward, key)
+        return update_backbone(self.backbone_cfg, state, batch, reward, key)

@@ -66,6 +66,9 @@ def skill_log_prob(logits: jax.Array, skill: jax.Array) -> jax.Array:
 
 class DIAYNAgent(SkillAgent):
     name = "diayn"
+    config = DIAYNConfig
+    config_help = "DIAYN: one-hot skills; reward the discriminator's log q(z | s+) + log #skills."
+    fast = dict(hidden_dim=128)
 
     def __init__(self, cfg: DIAYNConfig, backbone: ddpg.DDPGConfig, obs_dim: int,
                  action_dim: int):

@@ -69,6 +69,10 @@ class DisagreementState(struct.PyTreeNode):
 
 class DisagreementAgent(IntrinsicAgent):
     name = "disagreement"
+    config = DisagreementConfig
+    config_help = ("Disagreement: ensemble of forward "
+                   "models; reward the variance of their predictions.")
+    fast = dict(hidden_dim=128)
 
     def __init__(self, cfg: DisagreementConfig, backbone: ddpg.DDPGConfig, obs_dim: int,
                  action_dim: int):

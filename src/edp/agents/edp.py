@@ -25,6 +25,7 @@ from edp import diffusion
 from edp.agents import ddpg
 from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.intrinsic import IntrinsicAgent
+from edp.envs import EnvId
 from edp.networks import ActionScoreNet, StateScoreNet
 from edp.rms import RunningMoments
 from edp.score_models import dsm_update, example_inputs, score_fn
@@ -73,6 +74,18 @@ class EDPConfig:
         check_fields("edp", self, rules)
 
 
+# Reference per-domain settings (K reward draws, score_train_iter); cheetah's are missing in the
+# reference config, 10 and 1 mirror quadruped/walker (docs/architecture.md §4, decision 6).
+URLB_SCHEDULE = {"walker": (50, 1), "quadruped": (10, 1), "jaco": (1, 1), "hopper": (20, 2),
+                 "cheetah": (10, 1)}
+MAZE_SCHEDULE = (20, 5)
+
+
+def paper_schedule(env: EnvId) -> tuple[int, int]:
+    """(K reward draws, iterations per learning call) of the reference on env."""
+    return MAZE_SCHEDULE if env.is_maze else URLB_SCHEDULE[env.domain]
+
+
 class EDPState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
     state_model: TrainState
@@ -82,6 +95,20 @@ class EDPState(struct.PyTreeNode):
 
 class EDPAgent(IntrinsicAgent):
     name = "edp"
+    config = EDPConfig
+    config_help = "EDP: state diffusion model, intrinsic reward, diffusion policy."
+    fast = dict(score_hidden_dim=64, score_blocks=1, score_time_dim=64, reward_samples=4)
+    reward_map = True
+    handoff = frozenset({"actor", "diffusion_policy"})  # docs/architecture.md §4.2
+
+    @classmethod
+    def paper_group(cls, group: EDPConfig, env: EnvId) -> EDPConfig:
+        return dataclasses.replace(group, reward_samples=paper_schedule(env)[0])
+
+    @classmethod
+    def paper_backbone(cls, env: EnvId) -> dict:
+        return {"batch_size": 1024 if env.is_maze else 256, "update_every": 1,
+                "updates_per_step": paper_schedule(env)[1]}
 
     def __init__(self, cfg: EDPConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()

@@ -93,6 +93,9 @@ class ICMState(struct.PyTreeNode):
 
 class ICMAgent(IntrinsicAgent):
     name = "icm"
+    config = ICMConfig
+    config_help = "ICM: forward/inverse models; reward log(1 + forward error) (URLB)."
+    fast = dict(hidden_dim=128)
 
     def __init__(self, cfg: ICMConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()

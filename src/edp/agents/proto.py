@@ -13,7 +13,7 @@ Each iteration, on one batch (s, a, s+) with s+ the observation 3 steps ahead:
      normalisation; the queue starts at zero, and a drawn candidate is at distance 0 of itself);
   4. the DDPG iteration with r, then the Polyak step of h_bar toward h (predictor_target_tau).
 The encoder is the identity with states, so its target is not kept. Fine-tuning copies more
-than the other agents: `ProtoAgent.finetune_start`.
+than the other agents: `ProtoAgent.finetune_whole_critic`.
 """
 
 from __future__ import annotations
@@ -98,6 +98,14 @@ def sinkhorn(scores: jax.Array, iters: int) -> jax.Array:
 
 class ProtoAgent(IntrinsicAgent):
     name = "proto"
+    config = ProtoConfig
+    config_help = ("ProtoRL: prototypes and a queue of "
+                   "candidates; reward the distance to the k-th nearest.")
+    fast = dict(pred_dim=32, proj_dim=128, num_protos=64, queue_size=256)
+    reward_map = True
+    # URLB `ProtoAgent.init_from`: the actor and the *whole* critic (trunk and heads); the proto
+    # modules play no part in fine-tuning (the reward is extrinsic), so they are not carried over
+    finetune_whole_critic = True
 
     def __init__(self, cfg: ProtoConfig, backbone: ddpg.DDPGConfig, obs_dim: int,
                  action_dim: int):
@@ -108,13 +116,6 @@ class ProtoAgent(IntrinsicAgent):
         self.projector = OrthMLP((cfg.proj_dim,), cfg.pred_dim)
         self.tx = optax.adam(cfg.lr)
         self.intrinsic_reward = jax.jit(self._intrinsic_reward)
-
-    @staticmethod
-    def finetune_start(fresh: ddpg.DDPGState, pretrained: ddpg.DDPGState) -> ddpg.DDPGState:
-        """URLB `ProtoAgent.init_from`: the actor and the *whole* critic (trunk and heads);
-        the target critic keeps its fresh init. The proto modules play no part in fine-tuning
-        (the reward is extrinsic), so they are not carried over."""
-        return ddpg.init_from_snapshot(fresh, pretrained, whole_critic=True)
 
     def init(self, key: jax.Array) -> ProtoState:
         k_backbone, k_pred, k_proj, k_protos = jax.random.split(key, 4)

@@ -68,6 +68,11 @@ class RNDState(struct.PyTreeNode):
 
 class RNDAgent(IntrinsicAgent):
     name = "rnd"
+    config = RNDConfig
+    config_help = ("RND: predictor of a frozen random "
+                   "network; reward its error over the running std.")
+    fast = dict(hidden_dim=128, rep_dim=64)
+    reward_map = True
 
     def __init__(self, cfg: RNDConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()

@@ -99,6 +99,10 @@ class SMMState(struct.PyTreeNode):
 
 class SMMAgent(SkillAgent):
     name = "smm"
+    config = SMMConfig
+    config_help = ("SMM: one-hot skill per episode; reward "
+                   "VAE error + skill entropy + discriminator CE.")
+    fast = dict(hidden_dim=128)
 
     def __init__(self, cfg: SMMConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()

@@ -2,24 +2,23 @@
 pre-trained diffusion policy, acting by sampling, and the one-compiled-call update.
 
 A method subclasses `DiffusionFinetuneConfig` (adding its own fields) and
-`DiffusionFinetuneAgent` (writing `init` and `_update_once`, and `_act` when it does not act
-with one unguided sample of `state.policy`).
+`DiffusionFinetuneAgent` (writing `_update_once`, `init` when its state is more than the policy
+and the critic, and `_act` when it does not act with one unguided sample of `state.policy`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 from tyro.conf import Suppress
 
 from edp import diffusion
-from edp.agents.base import Batch, Metrics, check_fields
-from edp.agents.ddpg import scan_iterations
+from edp.agents.base import Agent, Batch, Metrics, check_fields
 from edp.finetune import iql
 from edp.networks import ActionScoreNet
 from edp.score_models import example_inputs, score_fn
@@ -133,38 +132,42 @@ def policy_dsm_step(net: TrainState, action: jax.Array, obs: jax.Array, key: jax
     return net, step.aux
 
 
-class DiffusionFinetuneAgent:
-    """Skeleton of a diffusion fine-tuning method (the Agent protocol of agents/base.py).
+class PolicyCriticState(struct.PyTreeNode):
+    """The state of a method that trains the policy and an IQL critic (idql, dql, qsm, dipo)."""
 
-    The constructor takes the pre-trained agent's policy network module (`EDPAgent.policy_net`):
-    the fine-tuned policy has exactly its architecture. `init(key, pretrained_policy)` builds
-    the state from the pre-trained `TrainState` (`EDPState.policy`); critics and energies are
-    fresh (docs/method.md §3.5). Learning is one jitted call (lax.scan over the batch's iters axis);
-    acting is one jitted call whatever `step` and `eval_mode` are.
+    policy: TrainState  # the fine-tuned copy of the pre-trained policy: the acting policy
+    critic: iql.IQLState
+
+
+class DiffusionFinetuneAgent(Agent):
+    """Skeleton of a diffusion fine-tuning method.
+
+    The constructor takes the pre-trained policy (`EDPState.policy`, a `TrainState` of an
+    `ActionScoreNet`): the fine-tuned policy has exactly its architecture and starts from its
+    weights; critics and energies are fresh (docs/method.md §3.5). Learning is one jitted call
+    (lax.scan over the batch's iters axis); acting is one jitted call whatever `step` and
+    `eval_mode` are.
 
     Evaluation modes beyond the paper's one sample (`eval_modes`, run by the loop when asked,
     `act_eval`): `zero_noise`, the policy's deterministic low-noise action (`zero_noise_actions`
     of `state.policy`; for idql, without its best-of-N selection, which needs distinct samples).
     """
 
-    name: str = "diffusion"
+    name: ClassVar[str] = "diffusion"
     eval_modes: tuple[str, ...] = ("zero_noise",)
 
-    def __init__(self, cfg: DiffusionFinetuneConfig, policy_net: ActionScoreNet, obs_dim: int,
+    def __init__(self, cfg: DiffusionFinetuneConfig, pretrained_policy: TrainState, obs_dim: int,
                  action_dim: int):
         cfg.check()
+        policy_net = pretrained_policy.module
         if not isinstance(policy_net, ActionScoreNet):
-            raise ValueError(f"{self.name}: policy_net must be an ActionScoreNet, "
+            raise ValueError(f"{self.name}: the pre-trained policy must be an ActionScoreNet, "
                              f"got {type(policy_net).__name__}")
         if policy_net.action_dim != action_dim:
             raise ValueError(f"{self.name}: policy_net action_dim={policy_net.action_dim} "
                              f"must equal action_dim={action_dim}")
-        self.cfg = cfg
-        self.obs_dim, self.action_dim = obs_dim, action_dim
-        self.batch_size = cfg.batch_size
-        self.updates_per_step = cfg.updates_per_step
-        self.update_every = cfg.update_every
-        self.learning_starts = cfg.learning_starts
+        super().__init__(cfg, obs_dim, action_dim)
+        self.cfg, self.pretrained = cfg, pretrained_policy
         self.policy_net = policy_net
         self.policy_tx = optax.adam(cfg.policy_lr)
         self._act_jit = jax.jit(self._act)
@@ -172,12 +175,12 @@ class DiffusionFinetuneAgent:
             key, (obs.shape[0], self.action_dim), obs.dtype, -1.0, 1.0))
         self._zero_noise_jit = jax.jit(lambda state, obs: zero_noise_actions(
             state.policy, obs, self.cfg.diffusion_steps))
-        self._update = jax.jit(functools.partial(scan_iterations, self._update_once))
 
-    # -- the Agent protocol -------------------------------------------------------------------
-
-    def init(self, key: jax.Array, pretrained_policy: TrainState) -> Any:
-        raise NotImplementedError
+    def init(self, key: jax.Array) -> Any:
+        """The pre-trained policy (fresh Adam state) and a fresh critic."""
+        return PolicyCriticState(policy=self.trainable_policy(),
+                                 critic=iql.init_iql(self.cfg.critic, key, self.obs_dim,
+                                                     self.action_dim))
 
     def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
@@ -197,17 +200,11 @@ class DiffusionFinetuneAgent:
                              f"{', '.join(self.eval_modes)}")
         return self._zero_noise_jit(state, jnp.asarray(observation, jnp.float32))
 
-    def update(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
-        return self._update(state, batch, key)
-
     # -- what a method writes -----------------------------------------------------------------
 
     def _act(self, state: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
         """One unguided sample of `state.policy` per state."""
         return sample_actions(state.policy, obs, key, self.cfg.diffusion_steps)
-
-    def _update_once(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
-        raise NotImplementedError
 
     def critic_step(self, critic: iql.IQLState, policy: TrainState, batch: Batch,
                     key: jax.Array) -> tuple[iql.IQLState, Metrics]:
@@ -219,8 +216,8 @@ class DiffusionFinetuneAgent:
                                          jax.random.fold_in(key, 0x5EED), self.cfg.diffusion_steps)
         return iql.update_iql(self.cfg.critic, critic, batch, next_action)
 
-    def _check_and_copy(self, pretrained_policy: TrainState) -> TrainState:
+    def trainable_policy(self) -> TrainState:
         """The pre-trained weights with a fresh optimiser state (the reference's `init_from`)."""
-        check_pretrained(self.policy_net, pretrained_policy, self.obs_dim, self.action_dim)
-        return TrainState.from_params(self.policy_net, self.policy_tx, pretrained_policy.params,
-                                      pretrained_policy.constants)
+        check_pretrained(self.policy_net, self.pretrained, self.obs_dim, self.action_dim)
+        return TrainState.from_params(self.policy_net, self.policy_tx, self.pretrained.params,
+                                      self.pretrained.constants)

@@ -17,11 +17,15 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
 from edp.agents.base import Batch, Metrics
 from edp.finetune import iql
-from edp.finetune.common import DiffusionFinetuneAgent, DiffusionFinetuneConfig, policy_dsm_step
+from edp.finetune.common import (
+    DiffusionFinetuneAgent,
+    DiffusionFinetuneConfig,
+    PolicyCriticState,
+    policy_dsm_step,
+)
 from edp.train_state import TrainState
 
 
@@ -49,11 +53,6 @@ class DIPOConfig(DiffusionFinetuneConfig):
         ]
 
 
-class DIPOState(struct.PyTreeNode):
-    policy: TrainState
-    critic: iql.IQLState
-
-
 def improve_actions(cfg: DIPOConfig, q: TrainState, obs: jax.Array, action: jax.Array
                     ) -> jax.Array:
     """Clipped Adam ascent of min-twin q0 in the actions, clamped to [-1, 1]: (B, A)."""
@@ -74,17 +73,12 @@ def improve_actions(cfg: DIPOConfig, q: TrainState, obs: jax.Array, action: jax.
 class DIPOAgent(DiffusionFinetuneAgent):
     name = "dipo"
 
-    def init(self, key: jax.Array, pretrained_policy: TrainState) -> DIPOState:
-        return DIPOState(policy=self._check_and_copy(pretrained_policy),
-                         critic=iql.init_iql(self.cfg.critic, key, self.obs_dim,
-                                             self.action_dim))
-
-    def _update_once(self, state: DIPOState, batch: Batch, key: jax.Array
-                     ) -> tuple[DIPOState, Metrics]:
+    def _update_once(self, state: PolicyCriticState, batch: Batch, key: jax.Array
+                     ) -> tuple[PolicyCriticState, Metrics]:
         obs, action = batch["observation"], batch["action"]
         improved = improve_actions(self.cfg, state.critic.q, obs, action)
         policy, metrics = policy_dsm_step(state.policy, improved, obs, key)
         critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
         shift = jnp.linalg.norm(improved - action, axis=-1).mean()
-        return DIPOState(policy=policy, critic=critic), {**metrics, **critic_metrics,
+        return PolicyCriticState(policy=policy, critic=critic), {**metrics, **critic_metrics,
                                                          "action_shift": shift}

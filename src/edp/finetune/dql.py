@@ -14,18 +14,16 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from edp import diffusion
 from edp.agents.base import Batch, Metrics
-from edp.finetune import iql
 from edp.finetune.common import (
     DiffusionFinetuneAgent,
     DiffusionFinetuneConfig,
+    PolicyCriticState,
     per_call_dropout_score_fn,
     policy_dsm_step,
 )
-from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +39,6 @@ class DQLConfig(DiffusionFinetuneConfig):
         return super().rules() + [("eta", self.eta >= 0, ">= 0")]
 
 
-class DQLState(struct.PyTreeNode):
-    policy: TrainState
-    critic: iql.IQLState
-
-
 def normalised_q_loss(q1: jax.Array, q2: jax.Array, use_q1: jax.Array) -> jax.Array:
     """-mean(q1)/|q2|-scale or -mean(q2)/|q1|-scale (scales detached), chosen by use_q1."""
     scale1 = jax.lax.stop_gradient(jnp.mean(jnp.abs(q1)))
@@ -56,12 +49,8 @@ def normalised_q_loss(q1: jax.Array, q2: jax.Array, use_q1: jax.Array) -> jax.Ar
 class DQLAgent(DiffusionFinetuneAgent):
     name = "dql"
 
-    def init(self, key: jax.Array, pretrained_policy: TrainState) -> DQLState:
-        return DQLState(policy=self._check_and_copy(pretrained_policy),
-                        critic=iql.init_iql(self.cfg.critic, key, self.obs_dim, self.action_dim))
-
-    def _update_once(self, state: DQLState, batch: Batch, key: jax.Array
-                     ) -> tuple[DQLState, Metrics]:
+    def _update_once(self, state: PolicyCriticState, batch: Batch, key: jax.Array
+                     ) -> tuple[PolicyCriticState, Metrics]:
         obs = batch["observation"]
 
         def q_term(params, k):
@@ -76,4 +65,4 @@ class DQLAgent(DiffusionFinetuneAgent):
         policy, metrics = policy_dsm_step(state.policy, batch["action"], obs, key,
                                           extra_loss=q_term)
         critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
-        return DQLState(policy=policy, critic=critic), {**metrics, **critic_metrics}
+        return PolicyCriticState(policy=policy, critic=critic), {**metrics, **critic_metrics}

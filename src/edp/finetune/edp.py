@@ -57,7 +57,7 @@ from edp.finetune.common import (
     DiffusionFinetuneConfig,
     sample_actions,
 )
-from edp.networks import ActionScoreNet, GuidanceEnergy
+from edp.networks import GuidanceEnergy
 from edp.score_models import score_fn
 from edp.train_state import TrainState
 
@@ -162,23 +162,23 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
 
     name = "edp"
 
-    def __init__(self, cfg: EDPFinetuneConfig, policy_net: ActionScoreNet, obs_dim: int,
+    def __init__(self, cfg: EDPFinetuneConfig, pretrained_policy: TrainState, obs_dim: int,
                  action_dim: int, q_fn: QFn | None = None):
-        super().__init__(cfg, policy_net, obs_dim, action_dim)
+        super().__init__(cfg, pretrained_policy, obs_dim, action_dim)
         self.energy_net = GuidanceEnergy(cfg.energy_hidden_dim, cfg.energy_layers)
         self.energy_tx = optax.adam(cfg.energy_lr)
         self.q_fn = q_fn
 
-    def init(self, key: jax.Array, pretrained_policy: TrainState) -> EDPFinetuneState:
+    def init(self, key: jax.Array) -> EDPFinetuneState:
         """Frozen pre-trained policy, its trainable copy, fresh energy and critic."""
-        policy = self._check_and_copy(pretrained_policy)
+        policy = self.trainable_policy()
         k_energy, k_critic = jax.random.split(key)
         energy = TrainState.create(
             self.energy_net, self.energy_tx, k_energy, jnp.zeros((1, self.action_dim)),
             jnp.zeros((1,)), jnp.zeros((1, self.obs_dim)))
         return EDPFinetuneState(
-            pretrained=TrainState.from_params(self.policy_net, None, pretrained_policy.params,
-                                              pretrained_policy.constants),
+            pretrained=TrainState.from_params(self.policy_net, None, self.pretrained.params,
+                                              self.pretrained.constants),
             policy=policy, energy=energy,
             critic=iql.init_iql(self.cfg.critic, k_critic, self.obs_dim, self.action_dim))
 

@@ -15,12 +15,10 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from edp import diffusion
 from edp.agents.base import Batch, Metrics
-from edp.finetune import iql
-from edp.finetune.common import DiffusionFinetuneAgent, DiffusionFinetuneConfig
+from edp.finetune.common import DiffusionFinetuneAgent, DiffusionFinetuneConfig, PolicyCriticState
 from edp.score_models import score_fn
 from edp.train_state import TrainState
 
@@ -38,11 +36,6 @@ class QSMConfig(DiffusionFinetuneConfig):
         return super().rules() + [("q_grad_scale", self.q_grad_scale > 0, "> 0")]
 
 
-class QSMState(struct.PyTreeNode):
-    policy: TrainState
-    critic: iql.IQLState
-
-
 def q_score_target(q: TrainState, x: jax.Array, obs: jax.Array, scale: float) -> jax.Array:
     """scale * (grad_x q1 + grad_x q2) / 2 at (x, s), per sample: (B, A)."""
     def mean_q_sum(x_):
@@ -55,12 +48,8 @@ def q_score_target(q: TrainState, x: jax.Array, obs: jax.Array, scale: float) ->
 class QSMAgent(DiffusionFinetuneAgent):
     name = "qsm"
 
-    def init(self, key: jax.Array, pretrained_policy: TrainState) -> QSMState:
-        return QSMState(policy=self._check_and_copy(pretrained_policy),
-                        critic=iql.init_iql(self.cfg.critic, key, self.obs_dim, self.action_dim))
-
-    def _update_once(self, state: QSMState, batch: Batch, key: jax.Array
-                     ) -> tuple[QSMState, Metrics]:
+    def _update_once(self, state: PolicyCriticState, batch: Batch, key: jax.Array
+                     ) -> tuple[PolicyCriticState, Metrics]:
         obs, action = batch["observation"], batch["action"]
         k_t, k_z, k_drop = jax.random.split(key, 3)
         t = diffusion.sample_train_times(k_t, (obs.shape[0],))
@@ -77,4 +66,4 @@ class QSMAgent(DiffusionFinetuneAgent):
         critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
         metrics = {"qsm_loss": step.loss,
                    "qsm_target_norm": jnp.linalg.norm(target, axis=-1).mean(), **critic_metrics}
-        return QSMState(policy=policy, critic=critic), metrics
+        return PolicyCriticState(policy=policy, critic=critic), metrics
