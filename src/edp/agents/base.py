@@ -25,6 +25,9 @@ Capabilities are class attributes, read by the loops and the fine-tuning set-up:
     figure reward_map.png;
   * `handoff`: what its snapshots hand to fine-tuning: "actor" (the DDPG actor and critic,
     `finetune_agent`), "diffusion_policy" (`state.policy`, for the diffusion methods).
+A pre-training agent also declares its config group and presets (`config`, `config_help`,
+`fast`, `paper_group`, `paper_backbone`) and how a run config builds it (`from_config`): the
+registry, the run config and the presets read them (docs/architecture.md §8).
 
 For a skill agent the loop:
   * draws z with `init_meta` at every episode reset (one row per env copy), and calls
