@@ -275,10 +275,12 @@ class DeviceTrainer:
                 self._after_chunk(np.asarray(observations), np.asarray(returns))
                 if self.frame in snapshots:
                     self.save_snapshots()
-                if crossed(s.checkpoint_every, before, self.frame):
-                    self.save_checkpoints()
+                # the log line first: a checkpoint at a frame implies its line was written, so
+                # a kill between the two cannot lose the line from a resumed run
                 if crossed(s.log_every, before, self.frame):
                     self._log(progress)
+                if crossed(s.checkpoint_every, before, self.frame):
+                    self.save_checkpoints()
             self.save_snapshots()
             self.save_checkpoints()
             finals = [self.evaluate(i) if s.eval_episodes else {} for i in range(len(self.runs))]
