@@ -83,7 +83,7 @@ def test_update_compiles_once_and_rewards_use_the_updated_parameters(name):
     state2, metrics = a.update(state1, batches[1], jax.random.PRNGKey(2))
     assert a._update._cache_size() == 1
     assert all(np.isfinite(float(v)) for v in metrics.values())
-    kernel = lambda s: s.backbone.actor["policy"]["Dense_1"]["kernel"]
+    kernel = lambda s: s.backbone.actor.params["policy"]["Dense_1"]["kernel"]
     assert not jnp.array_equal(kernel(state0), kernel(state1))
     # the critic learned from the reward of the just-updated auxiliary networks
     reward = public_reward(name, state2, batches[1])
@@ -276,13 +276,13 @@ def test_proto_fine_tuning_copies_the_whole_critic():
     rng = np.random.default_rng(0)
     pretrained, _ = a.update(a.init(jax.random.PRNGKey(1)),
                              batch_of(rng.normal(size=(B, 2)), rng=rng), jax.random.PRNGKey(2))
-    fresh = a.init(jax.random.PRNGKey(3)).backbone
-    state = a.finetune_start(fresh, pretrained.backbone)
+    fresh = a.finetune_agent(a.backbone_cfg).init(jax.random.PRNGKey(3))
+    state = a.finetune_agent(a.backbone_cfg, pretrained).init(jax.random.PRNGKey(3))
     same = lambda x, y: jax.tree.map(np.testing.assert_array_equal, x, y)
-    same(state.actor, pretrained.backbone.actor)
-    same(state.critic, pretrained.backbone.critic)  # trunk and both heads
+    same(state.actor.params, pretrained.backbone.actor.params)
+    same(state.critic.params, pretrained.backbone.critic.params)  # trunk and both heads
     same(state.critic_target, fresh.critic_target)  # not re-synced
-    same(state.actor_opt, fresh.actor_opt)  # fresh optimisers
+    same(state.actor.opt_state, fresh.actor.opt_state)  # fresh optimisers
 
 
 # --- the real command ----------------------------------------------------------------------------

@@ -74,12 +74,12 @@ def test_config_check_names_the_bad_field(field, value):
 
 def test_param_tree_and_shapes():
     state = DDPGAgent(SMALL, obs_dim=5, action_dim=3).init(jax.random.key(0))
-    shapes = jax.tree.map(jnp.shape, state.actor)
+    shapes = jax.tree.map(jnp.shape, state.actor.params)
     assert shapes["trunk"]["Dense_0"]["kernel"] == (5, 32)
     assert shapes["trunk"]["LayerNorm_0"]["scale"] == (32,)
     assert shapes["policy"]["Dense_0"]["kernel"] == (32, 32)
     assert shapes["policy"]["Dense_1"]["kernel"] == (32, 3)
-    shapes = jax.tree.map(jnp.shape, state.critic)
+    shapes = jax.tree.map(jnp.shape, state.critic.params)
     assert set(shapes) == {"trunk", "q1", "q2"}
     assert shapes["trunk"]["Dense_0"]["kernel"] == (5 + 3, 32)
     for head in ("q1", "q2"):
@@ -89,19 +89,20 @@ def test_param_tree_and_shapes():
 
 def test_init_is_orthogonal_with_zero_bias_and_target_equal_to_critic():
     state = DDPGAgent(SMALL, obs_dim=32, action_dim=3).init(jax.random.key(1))
-    square = state.actor["trunk"]["Dense_0"]["kernel"]  # (32, 32)
+    square = state.actor.params["trunk"]["Dense_0"]["kernel"]  # (32, 32)
     np.testing.assert_allclose(square.T @ square, np.eye(32), atol=1e-5)
-    tall = state.critic["trunk"]["Dense_0"]["kernel"]  # (35, 32): orthonormal columns
+    tall = state.critic.params["trunk"]["Dense_0"]["kernel"]  # (35, 32): orthonormal columns
     np.testing.assert_allclose(tall.T @ tall, np.eye(32), atol=1e-5)
-    wide = state.actor["policy"]["Dense_1"]["kernel"]  # (32, 3): orthonormal columns
+    wide = state.actor.params["policy"]["Dense_1"]["kernel"]  # (32, 3): orthonormal columns
     np.testing.assert_allclose(wide.T @ wide, np.eye(3), atol=1e-5)
-    for path, leaf in jax.tree_util.tree_leaves_with_path((state.actor, state.critic)):
+    for path, leaf in jax.tree_util.tree_leaves_with_path((state.actor.params,
+                                                                 state.critic.params)):
         name = jax.tree_util.keystr(path)
         if "bias" in name:
             assert not np.any(leaf), name
         if "scale" in name:
             np.testing.assert_array_equal(leaf, 1.0)
-    jax.tree.map(np.testing.assert_array_equal, state.critic, state.critic_target)
+    jax.tree.map(np.testing.assert_array_equal, state.critic.params, state.critic_target)
 
 
 # --- truncated normal --------------------------------------------------------------------------
@@ -153,8 +154,8 @@ def test_critic_target_matches_numpy():
     # A target critic different from the online one, with non-zero biases.
     noise = lambda p: p + 0.3 * jax.random.normal(jax.random.key(9), p.shape)
     state = state.replace(critic_target=jax.tree.map(noise, state.critic_target),
-                          actor=jax.tree.map(noise, state.actor))
-    p = jax.tree.map(lambda x: np.asarray(x, np.float64), (state.actor, state.critic_target))
+                          actor=state.actor.replace(params=jax.tree.map(noise, state.actor.params)))
+    p = jax.tree.map(lambda x: np.asarray(x, np.float64), (state.actor.params, state.critic_target))
     actor, target = p
     rng = np.random.default_rng(0)
     next_obs = rng.normal(size=(5, 3)).astype(np.float32)
@@ -169,7 +170,7 @@ def test_critic_target_matches_numpy():
     q = np.minimum(np_head(target["q1"], h), np_head(target["q2"], h))[:, 0]
     expected = reward + discount * q
 
-    target = jax.jit(functools.partial(critic_target, cfg, agent.nets))
+    target = jax.jit(functools.partial(critic_target, cfg))
     y = target(state, reward, discount, next_obs, key)
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
 
@@ -179,23 +180,23 @@ def test_critic_target_matches_numpy():
 
 def test_one_iteration_runs_critic_then_actor_on_new_critic_then_polyak():
     agent = small_agent(intrinsic=False)
-    nets, cfg = agent.nets, agent.cfg
+    cfg = agent.backbone_cfg
     old = agent.init(jax.random.key(0))
     batch = slice0(small_batch(0))
     key = jax.random.key(5)
-    update = jax.jit(functools.partial(update_backbone, cfg, nets))
+    update = jax.jit(functools.partial(update_backbone, cfg))
     new, metrics = update(old, batch, batch["reward"], key)
 
     tau = cfg.critic_target_tau
-    expected_target = jax.tree.map(lambda c, t: tau * c + (1 - tau) * t, new.critic,
+    expected_target = jax.tree.map(lambda c, t: tau * c + (1 - tau) * t, new.critic.params,
                                    old.critic_target)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
                  new.critic_target, expected_target)
 
     _, k_actor = jax.random.split(key)
-    mu = nets.actor.apply({"params": old.actor}, batch["observation"])
+    mu = old.actor.apply(batch["observation"])
     a = sample_truncated_normal(k_actor, mu, cfg.stddev, cfg.stddev_clip)
-    q1, q2 = nets.critic.apply({"params": new.critic}, batch["observation"], a)
+    q1, q2 = new.critic.apply(batch["observation"], a)
     np.testing.assert_allclose(metrics["actor_loss"], -np.mean(np.minimum(q1, q2)), rtol=1e-5)
 
 
@@ -213,7 +214,7 @@ def test_reward_shape_mismatch_is_an_error():
     agent = small_agent(intrinsic=False)
     batch = slice0(small_batch(0))
     with pytest.raises(ValueError, match="reward shape"):
-        update_backbone(agent.cfg, agent.nets, agent.init(jax.random.key(0)), batch,
+        update_backbone(agent.backbone_cfg, agent.init(jax.random.key(0)), batch,
                         batch["reward"][:, None], jax.random.key(1))
 
 
@@ -293,15 +294,15 @@ def test_init_from_snapshot_copies_actor_and_critic_trunk_only():
     state = init_from_snapshot(fresh, pretrained)
 
     same = lambda a, b: jax.tree.map(np.testing.assert_array_equal, a, b)
-    same(state.actor, pretrained.actor)
-    same(state.critic["trunk"], pretrained.critic["trunk"])
+    same(state.actor.params, pretrained.actor.params)
+    same(state.critic.params["trunk"], pretrained.critic.params["trunk"])
     for kept in ("q1", "q2"):
-        same(state.critic[kept], fresh.critic[kept])
+        same(state.critic.params[kept], fresh.critic.params[kept])
     same(state.critic_target, fresh.critic_target)
-    same(state.actor_opt, fresh.actor_opt)
-    same(state.critic_opt, fresh.critic_opt)
+    same(state.actor.opt_state, fresh.actor.opt_state)
+    same(state.critic.opt_state, fresh.critic.opt_state)
     assert not np.array_equal(state.critic_target["trunk"]["Dense_0"]["kernel"],
-                              state.critic["trunk"]["Dense_0"]["kernel"])
+                              state.critic.params["trunk"]["Dense_0"]["kernel"])
 
 
 def test_init_from_snapshot_rejects_other_shapes():

@@ -77,8 +77,8 @@ def test_update_learns_all_models_in_one_compiled_call():
         assert not all(jax.tree.leaves(jax.tree.map(jnp.array_equal, before, after)))
         const0, const1 = getattr(state0, name).constants, getattr(state2, name).constants
         assert all(jax.tree.leaves(jax.tree.map(jnp.array_equal, const0, const1)))
-    assert not jnp.array_equal(state0.backbone.actor["policy"]["Dense_1"]["kernel"],
-                               state1.backbone.actor["policy"]["Dense_1"]["kernel"])
+    assert not jnp.array_equal(state0.backbone.actor.params["policy"]["Dense_1"]["kernel"],
+                               state1.backbone.actor.params["policy"]["Dense_1"]["kernel"])
     assert all(np.isfinite(float(v)) for v in metrics.values())
     for key in ["policy_dsm_loss", "state_dsm_loss", "critic_loss", "actor_loss", "intr_reward"]:
         assert key in metrics
@@ -129,7 +129,7 @@ def test_reward_options_change_what_is_rewarded_and_how():
         agent = EDPAgent(cfg, BACKBONE, 2, 2)
         model = agent.init(jax.random.PRNGKey(0)).state_model
         k_draw = jax.random.split(jax.random.PRNGKey(9))[0]
-        fn = score_fn(agent.state_net, model.params, model.constants, None)
+        fn = score_fn(model, None)
         eval_mode = diffusion.dsm_loss_per_sample(fn, obs, k_draw, num_draws=8, stratified=True)
         ours = agent.raw_reward(model, obs, jax.random.PRNGKey(9))
         assert np.allclose(ours, eval_mode, rtol=1e-5) is not dropout

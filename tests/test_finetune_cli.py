@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from edp.agents import ddpg
-from edp.agents.base import meta_dim
 from edp.cli import main
 from edp.envs import make_env
 from edp.evaluate import load_latest
@@ -67,14 +66,13 @@ def test_finetuning_starts_from_the_actor_and_critic_trunk_only(pretrained):
     snap = load(pretrained["edp"], env)
     backbone = ddpg.DDPGConfig(hidden_dim=32, batch_size=32)
     cfg = resolve(defaults("fast", "ddpg", backbone))
-    agent, init_fn = builder(cfg, snap)(env)
-    state = init_fn(jax.random.PRNGKey(1))
-    fresh = agent.init(jax.random.PRNGKey(1))
+    state = builder(cfg, snap)(env).init(jax.random.PRNGKey(1))
+    fresh = snap.agent.finetune_agent(cfg.ddpg).init(jax.random.PRNGKey(1))
     same = lambda a, b: all(jax.tree.leaves(jax.tree.map(np.array_equal, a, b)))
-    assert same(state.actor, snap.state.backbone.actor)
-    assert same(state.critic["trunk"], snap.state.backbone.critic["trunk"])
-    assert same(state.critic["q1"], fresh.critic["q1"])  # fresh heads
-    assert not same(state.critic["q1"], snap.state.backbone.critic["q1"])
+    assert same(state.actor.params, snap.state.backbone.actor.params)
+    assert same(state.critic.params["trunk"], snap.state.backbone.critic.params["trunk"])
+    assert same(state.critic.params["q1"], fresh.critic.params["q1"])  # fresh heads
+    assert not same(state.critic.params["q1"], snap.state.backbone.critic.params["q1"])
     assert same(state.critic_target, fresh.critic_target)  # target not re-synchronised
 
 
@@ -88,8 +86,7 @@ def test_diffusion_method_starts_from_the_pretrained_policy(pretrained, tmp_path
     env = make_env("maze/square_a")
     snap = load(pretrained["edp"], env)
     cfg = resolve(defaults("fast", "idql", None))
-    agent, init_fn = builder(cfg, snap)(env)
-    state = init_fn(jax.random.PRNGKey(0))
+    state = builder(cfg, snap)(env).init(jax.random.PRNGKey(0))
     assert all(jax.tree.leaves(jax.tree.map(np.array_equal, state.policy.params,
                                             snap.state.policy.params)))
 
@@ -209,12 +206,12 @@ def test_proto_snapshots_hand_over_the_whole_critic(tmp_path):
     proto = make_agent(cfg, env.observation_dim, env.action_dim)
     snap = Snapshot(tmp_path, {"agent": "proto"}, proto, proto.init(jax.random.PRNGKey(3)))
     ft_cfg = resolve(defaults("fast", "ddpg", cfg.ddpg))
-    agent, init_fn = builder(ft_cfg, snap)(env)
-    state = init_fn(jax.random.PRNGKey(1))
+    state = builder(ft_cfg, snap)(env).init(jax.random.PRNGKey(1))
+    fresh = proto.finetune_agent(ft_cfg.ddpg).init(jax.random.PRNGKey(1))
     same = lambda a, b: all(jax.tree.leaves(jax.tree.map(np.array_equal, a, b)))
-    assert same(state.critic, snap.state.backbone.critic)
-    assert same(state.actor, snap.state.backbone.actor)
-    assert same(state.critic_target, agent.init(jax.random.PRNGKey(1)).critic_target)
+    assert same(state.critic.params, snap.state.backbone.critic.params)
+    assert same(state.actor.params, snap.state.backbone.actor.params)
+    assert same(state.critic_target, fresh.critic_target)
 
 
 @pytest.mark.parametrize("domain, task, length", [
@@ -257,10 +254,10 @@ def test_every_baseline_pretrains_on_urlb_and_its_actor_fine_tunes(tmp_path, nam
     assert header.endswith("normalized_return") and int(row.split(",")[0]) == 250
     snap = load(pre, make_env("urlb/jaco"))
     skill = {"smm": 4, "diayn": 16, "aps": 10, "cic": 64}.get(name, 0)  # default skill widths
-    assert meta_dim(snap.agent) == skill
+    assert snap.agent.meta_dim == skill
     tuned = load_latest(run).state  # DDPGState, or a skill agent's wrapper around one
     for actor in (snap.state.backbone.actor, getattr(tuned, "backbone", tuned).actor):
-        assert actor["trunk"]["Dense_0"]["kernel"].shape == (55 + skill, 32)
+        assert actor.params["trunk"]["Dense_0"]["kernel"].shape == (55 + skill, 32)
     with np.load(run / "checkpoints" / "250" / "replay.npz") as replay:
         assert ("steps/meta" in replay) == (skill > 0)
         if skill:

@@ -20,7 +20,8 @@ from edp.finetune import iql, methods
 from edp.finetune.common import sample_actions
 from edp.finetune.edp import EDPFinetuneAgent, EDPFinetuneConfig, cep_labels, cep_loss
 from edp.networks import ActionScoreNet
-from edp.score_models import TrainedNet, dsm_update, example_inputs, score_fn
+from edp.score_models import dsm_update, example_inputs, score_fn
+from edp.train_state import TrainState
 
 MODES, MODE_STD = (-0.6, 0.6), 0.2
 POLICY_NET = ActionScoreNet(1, hidden_dim=32, num_blocks=1, dropout_rate=0.0, time_dim=16)
@@ -34,17 +35,17 @@ def mixture_actions(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
 
 
 @pytest.fixture(scope="module")
-def pretrained() -> TrainedNet:
+def pretrained() -> TrainState:
     """pi_pre: the score net fitted to the two-mode mixture (2000 DSM steps, decaying lr)."""
     steps, batch = 2000, 256
     tx = optax.adam(optax.cosine_decay_schedule(3e-3, steps, 0.03))
-    net = TrainedNet.create(POLICY_NET, tx, jax.random.PRNGKey(0), *example_inputs(1, 1))
+    net = TrainState.create(POLICY_NET, tx, jax.random.PRNGKey(0), *example_inputs(1, 1))
 
     def step(net, key):
         k_mode, k_noise, k_dsm = jax.random.split(key, 3)
         centre = jnp.where(jax.random.bernoulli(k_mode, 0.5, (batch, 1)), MODES[1], MODES[0])
         action = centre + MODE_STD * jax.random.normal(k_noise, (batch, 1))
-        return dsm_update(POLICY_NET, tx, net, action, jnp.zeros((batch, 1)), k_dsm)
+        return dsm_update(net, action, jnp.zeros((batch, 1)), k_dsm)
 
     run = jax.jit(lambda net, key: jax.lax.scan(step, net, jax.random.split(key, steps)))
     net, _ = run(net, jax.random.PRNGKey(1))
@@ -84,19 +85,18 @@ def numpy_expectile(values: np.ndarray, tau: float) -> float:
 @pytest.mark.parametrize("tau", [0.5, 0.9])
 def test_value_regresses_to_the_expectile_of_the_target_q(tau):
     cfg = iql.IQLConfig(hidden_dim=32, lr=1e-2, expectile=tau)
-    nets = iql.make_iql(cfg)
-    state = iql.init_iql(nets, jax.random.PRNGKey(0), 2, 1)
+    state = iql.init_iql(cfg, jax.random.PRNGKey(0), 2, 1)
     state = state.replace(q_target=jax.tree.map(lambda p: 3 * p, state.q_target))  # ~27x Q
     obs = jnp.tile(jnp.array([[0.3, -0.2]]), (512, 1))
     action = jnp.linspace(-1, 1, 512)[:, None]
-    q = np.asarray(iql.q_min(nets, state.q_target, obs, action), np.float64)
+    q = np.asarray(iql.q_min(state.q, obs, action, state.q_target), np.float64)
     assert q.std() > 0.05  # the target Q varies over the actions
 
     def step(state, _):
-        return iql.update_value(cfg, nets, state, obs, action)[0], None
+        return iql.update_value(cfg, state, obs, action)[0], None
 
     state, _ = jax.lax.scan(step, state, None, length=600)
-    v = float(nets.value.apply({"params": state.value}, obs[:1])[0])
+    v = float(state.value.apply(obs[:1])[0])
     expected = q.mean() if tau == 0.5 else numpy_expectile(q, tau)
     assert v == pytest.approx(expected, abs=0.02 * q.std())
     if tau == 0.9:
@@ -116,42 +116,42 @@ def _iql_batch(rng: np.random.Generator) -> dict:
 def test_q_step_bootstraps_with_the_batch_discount_then_moves_the_target_by_ema(
         reference_discount):
     cfg = iql.IQLConfig(hidden_dim=16, reference_discount=reference_discount)
-    nets = iql.make_iql(cfg)
-    state = iql.init_iql(nets, jax.random.PRNGKey(0), 3, 2)
-    state = state.replace(q_target=jax.tree.map(lambda p: p + 0.1, state.q))  # target != q
+    state = iql.init_iql(cfg, jax.random.PRNGKey(0), 3, 2)
+    state = state.replace(q_target=jax.tree.map(lambda p: p + 0.1, state.q.params))  # != q
     rng = np.random.default_rng(0)
     batch = _iql_batch(rng)
-    new, metrics = jax.jit(lambda s, b: iql.update_iql(cfg, nets, s, b))(state, batch)
-    next_v = np.asarray(nets.value.apply({"params": new.value}, batch["next_observation"]))
+    new, metrics = jax.jit(lambda s, b: iql.update_iql(cfg, s, b))(state, batch)
+    next_v = np.asarray(new.value.apply(batch["next_observation"]))
     gamma = np.where(batch["discount"] > 0, 0.99, 0.0) if reference_discount \
         else batch["discount"]
     assert float(metrics["q_target_y"]) == pytest.approx(
         float(np.mean(batch["reward"] + gamma * next_v)), rel=1e-5, abs=1e-6)
-    ema = jax.tree.map(lambda q, t: 0.005 * q + 0.995 * t, new.q, state.q_target)
+    ema = jax.tree.map(lambda q, t: 0.005 * q + 0.995 * t, new.q.params, state.q_target)
     for got, want in zip(jax.tree.leaves(new.q_target), jax.tree.leaves(ema), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
-    assert not all(jax.tree.leaves(jax.tree.map(jnp.array_equal, new.q, state.q)))
+    assert not all(jax.tree.leaves(jax.tree.map(jnp.array_equal, new.q.params,
+                                                state.q.params)))
 
 
 def test_policy_backup_bootstraps_on_the_target_q_of_the_next_action_and_skips_v():
     cfg = iql.IQLConfig(hidden_dim=16, backup="policy")
-    nets = iql.make_iql(cfg)
-    state = iql.init_iql(nets, jax.random.PRNGKey(0), 3, 2)
-    state = state.replace(q_target=jax.tree.map(lambda p: p + 0.1, state.q))  # target != q
+    state = iql.init_iql(cfg, jax.random.PRNGKey(0), 3, 2)
+    state = state.replace(q_target=jax.tree.map(lambda p: p + 0.1, state.q.params))  # != q
     rng = np.random.default_rng(1)
     batch = _iql_batch(rng)
     next_action = rng.uniform(-1, 1, (8, 2)).astype(np.float32)
-    new, metrics = jax.jit(lambda s, b, a: iql.update_iql(cfg, nets, s, b, a))(
+    new, metrics = jax.jit(lambda s, b, a: iql.update_iql(cfg, s, b, a))(
         state, batch, next_action)
-    q1, q2 = nets.q.apply({"params": state.q_target}, next_action, batch["next_observation"])
+    q1, q2 = state.q.apply(next_action, batch["next_observation"], params=state.q_target)
     expected = batch["reward"] + batch["discount"] * np.minimum(q1, q2)
     assert float(metrics["q_target_y"]) == pytest.approx(float(expected.mean()), rel=1e-5)
     assert "value_loss" not in metrics
-    assert all(jax.tree.leaves(jax.tree.map(jnp.array_equal, new.value, state.value)))
+    assert all(jax.tree.leaves(jax.tree.map(jnp.array_equal, new.value.params,
+                                            state.value.params)))
     with pytest.raises(ValueError, match="^critic backup 'policy' needs next_action = a policy"):
-        iql.update_iql(cfg, nets, state, batch)
+        iql.update_iql(cfg, state, batch)
     with pytest.raises(ValueError, match="^critic backup 'value' needs next_action = None$"):
-        iql.update_iql(iql.IQLConfig(hidden_dim=16), nets, state, batch, next_action)
+        iql.update_iql(iql.IQLConfig(hidden_dim=16), state, batch, next_action)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,8 +199,8 @@ def test_standardised_cep_labels_ignore_the_scale_and_offset_of_q():
 @pytest.mark.parametrize("standardise", [False, True])
 def test_edp_cep_step_uses_the_standardise_option(pretrained, standardise):
     cfg = dataclasses.replace(small_config("edp"), standardise_q=standardise)
-    agent = EDPFinetuneAgent(cfg, POLICY_NET, 1, 1)
-    energy = agent.init(jax.random.PRNGKey(0), pretrained).energy
+    agent = EDPFinetuneAgent(cfg, pretrained, 1, 1)
+    energy = agent.init(jax.random.PRNGKey(0)).energy
     rng = np.random.default_rng(3)
     obs = jnp.asarray(rng.normal(size=(16, 1)), jnp.float32)
     negatives = jnp.asarray(rng.uniform(-1, 1, (16, 16, 1)), jnp.float32)
@@ -253,8 +253,8 @@ def test_edp_energy_and_distillation_reach_the_tilted_policy(pretrained):
                             energy_layers=3, energy_lr=1e-3, policy_lr=1e-3, alpha=alpha,
                             negatives_from="pretrained",
                             critic=iql.IQLConfig(hidden_dim=4, num_layers=1))
-    agent = EDPFinetuneAgent(cfg, POLICY_NET, 1, 1, q_fn=lambda obs, a: LINEAR_Q * a[..., 0])
-    state = agent.init(jax.random.PRNGKey(2), pretrained)
+    agent = EDPFinetuneAgent(cfg, pretrained, 1, 1, q_fn=lambda obs, a: LINEAR_Q * a[..., 0])
+    state = agent.init(jax.random.PRNGKey(2))
     assert right_mass(agent, state, 0) == pytest.approx(0.5, abs=0.04)
     zeros = np.zeros((200, 16, 1), np.float32)  # only the states matter: Q is known
     batch = bandit_batch(zeros, zeros[..., 0])
@@ -298,8 +298,7 @@ def small_config(name: str):
 @pytest.fixture(scope="module")
 def pretrained_samples(pretrained) -> np.ndarray:
     """1024 actions of pi_pre (15-step solver): the first replay data and the baseline."""
-    sample = jax.jit(lambda net, key: sample_actions(POLICY_NET, net, jnp.zeros((1024, 1)), key,
-                                                     15))
+    sample = jax.jit(lambda net, key: sample_actions(net, jnp.zeros((1024, 1)), key, 15))
     return np.asarray(sample(pretrained, jax.random.PRNGKey(1)))[:, 0]
 
 
@@ -312,8 +311,8 @@ def finetuned(pretrained, pretrained_samples):
         if name in cache:
             return cache[name]
         iters, rounds, batch = SCHEDULE[name]
-        agent = methods.make_method(name, POLICY_NET, 1, 1, small_config(name))
-        state = agent.init(jax.random.PRNGKey(0), pretrained)
+        agent = methods.make_method(name, pretrained, 1, 1, small_config(name))
+        state = agent.init(jax.random.PRNGKey(0))
         rng = np.random.default_rng(0)
         replay = pretrained_samples
         for i in range(rounds):
@@ -366,12 +365,12 @@ def test_acting_and_learning_compile_once(name, finetuned):
 @pytest.mark.parametrize("name", ["idql", "dipo"])  # best-of-N acting, one-sample acting
 def test_actions_have_shape_n_by_a(name):
     net = ActionScoreNet(2, hidden_dim=16, num_blocks=1, time_dim=16)
-    pre = TrainedNet.create(net, optax.adam(1e-3), jax.random.PRNGKey(0),
+    pre = TrainState.create(net, optax.adam(1e-3), jax.random.PRNGKey(0),
                             *example_inputs(2, 3))
     cfg = dataclasses.replace(methods.default_config(name), diffusion_steps=3,
                               critic=iql.IQLConfig(hidden_dim=8))
-    agent = methods.make_method(name, net, 3, 2, cfg)
-    state = agent.init(jax.random.PRNGKey(1), pre)
+    agent = methods.make_method(name, pre, 3, 2, cfg)
+    state = agent.init(jax.random.PRNGKey(1))
     actions = agent.act(state, jnp.ones((5, 3)), jax.random.PRNGKey(2), 0, False)
     assert actions.shape == (5, 2) and bool(jnp.all(jnp.isfinite(actions)))
 
@@ -386,7 +385,7 @@ def test_edp_acts_unguided_with_the_finetuned_net_only(pretrained, finetuned):
         energy=state.energy.replace(
             params=jax.tree.map(lambda p: jnp.full_like(p, jnp.nan), state.energy.params)))
     np.testing.assert_array_equal(agent.act(poisoned, obs, key, 0, True), actions)
-    expected = jax.jit(lambda net: sample_actions(POLICY_NET, net, obs, key, 15))(state.policy)
+    expected = jax.jit(lambda net: sample_actions(net, obs, key, 15))(state.policy)
     np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-6)
     # fine-tuning changed the acting net and left the pre-trained one as it was
     assert all(jax.tree.leaves(jax.tree.map(jnp.array_equal, state.pretrained.params,
@@ -405,7 +404,7 @@ def test_zero_noise_evaluation_is_the_fine_tuned_chain_from_zero(name, finetuned
     again = agent.act_eval(state, obs, jax.random.PRNGKey(4), "zero_noise")
     np.testing.assert_array_equal(actions, again)
     np.testing.assert_array_equal(actions, np.broadcast_to(actions[:1], actions.shape))
-    fn = score_fn(POLICY_NET, state.policy.params, state.policy.constants, None)
+    fn = score_fn(state.policy, None)
     by_hand = jax.jit(lambda x: dpm_solver_pp(fn, x, obs, 15))(jnp.zeros((N_ACT, 1)))
     np.testing.assert_allclose(actions, by_hand, rtol=1e-5, atol=1e-6)
     sampled = np.asarray(agent.act(state, obs, jax.random.PRNGKey(3), 0, True))
@@ -419,8 +418,8 @@ def test_methods_draw_the_policy_backup_action_from_their_policy_at_the_next_sta
         pretrained):
     cfg = dataclasses.replace(small_config("idql"), diffusion_steps=3,
                               critic=dataclasses.replace(SMALL_CRITIC, backup="policy"))
-    agent = methods.make_method("idql", POLICY_NET, 1, 1, cfg)
-    state = agent.init(jax.random.PRNGKey(0), pretrained)
+    agent = methods.make_method("idql", pretrained, 1, 1, cfg)
+    state = agent.init(jax.random.PRNGKey(0))
     rng = np.random.default_rng(0)
     batch = {"observation": rng.normal(size=(32, 1)).astype(np.float32),
              "action": rng.uniform(-1, 1, (32, 1)).astype(np.float32),
@@ -429,17 +428,17 @@ def test_methods_draw_the_policy_backup_action_from_their_policy_at_the_next_sta
              "next_observation": rng.normal(size=(32, 1)).astype(np.float32)}
     key = jax.random.PRNGKey(7)
     _, metrics = jax.jit(agent.critic_step)(state.critic, state.policy, batch, key)
-    a_next = sample_actions(POLICY_NET, state.policy, batch["next_observation"],
+    a_next = sample_actions(state.policy, batch["next_observation"],
                             jax.random.fold_in(key, 0x5EED), 3)
-    q_next = iql.q_min(agent.critic, state.critic.q_target, batch["next_observation"], a_next)
+    q_next = iql.q_min(state.critic.q, batch["next_observation"], a_next, state.critic.q_target)
     expected = batch["reward"] + 0.97 * np.asarray(q_next)
     assert float(metrics["q_target_y"]) == pytest.approx(float(expected.mean()), rel=1e-5)
 
 
 def test_seed_uniform_acts_uniformly_before_learning_starts_only(pretrained):
     cfg = dataclasses.replace(small_config("edp"), seed_uniform=True, learning_starts=100)
-    agent = methods.make_method("edp", POLICY_NET, 1, 1, cfg)
-    state = agent.init(jax.random.PRNGKey(0), pretrained)
+    agent = methods.make_method("edp", pretrained, 1, 1, cfg)
+    state = agent.init(jax.random.PRNGKey(0))
     obs, key = jnp.zeros((4000, 1)), jax.random.PRNGKey(3)
     seed_phase = np.asarray(agent.act(state, obs, key, 99, False))
     assert seed_phase.min() >= -1 and seed_phase.max() <= 1
@@ -462,7 +461,7 @@ def test_bad_configs_and_names_give_one_line_errors(pretrained):
     with pytest.raises(ValueError, match=r"^edp negatives_from='prior': must be one of"):
         EDPFinetuneConfig(negatives_from="prior").check()
     with pytest.raises(ValueError, match=r"^dql critic\.expectile=1\.0: must be in \(0, 1\)$"):
-        methods.make_method("dql", POLICY_NET, 1, 1,
+        methods.make_method("dql", pretrained, 1, 1,
                             methods.DQLConfig(critic=iql.IQLConfig(expectile=1.0)))
     with pytest.raises(ValueError, match=r"^edp critic\.backup='max': must be one of value, "
                                          r"policy$"):
@@ -471,11 +470,11 @@ def test_bad_configs_and_names_give_one_line_errors(pretrained):
         methods.IDQLConfig(diffusion_steps=0).check()
     with pytest.raises(ValueError, match="unknown fine-tuning method 'gft'; valid methods: "
                                          "ddpg, edp, idql, dql, qsm, dipo"):
-        methods.make_method("gft", POLICY_NET, 1, 1)
-    with pytest.raises(ValueError, match="DDPGAgent"):
-        methods.make_method("ddpg", POLICY_NET, 1, 1)
+        methods.make_method("gft", pretrained, 1, 1)
+    with pytest.raises(ValueError, match="finetune_agent"):
+        methods.make_method("ddpg", pretrained, 1, 1)
     with pytest.raises(ValueError, match="needs a QSMConfig"):
-        methods.make_method("qsm", POLICY_NET, 1, 1, methods.DIPOConfig())
-    agent = methods.make_method("dipo", POLICY_NET, 2, 1)  # obs_dim 2: the net was built for 1
+        methods.make_method("qsm", pretrained, 1, 1, methods.DIPOConfig())
+    agent = methods.make_method("dipo", pretrained, 2, 1)  # obs_dim 2: the net was built for 1
     with pytest.raises(ValueError, match="pre-trained policy shapes do not match"):
-        agent.init(jax.random.PRNGKey(0), pretrained)
+        agent.init(jax.random.PRNGKey(0))

@@ -99,3 +99,46 @@ def test_finetune_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
 def test_resume_without_checkpoint_or_run_is_a_clear_error(tmp_path, capsys):
     assert main(["pretrain", "--resume", str(tmp_path)]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_checkpoints_of_the_old_network_layout_load_into_train_states():
+    """tests/fixtures/old_layout holds agent states written by the code before networks were
+    TrainStates (DDPG actor/critic and IQL q/value as bare params plus `<name>_opt`), made by
+    the same init and one update as here: they load, and hold exactly these numbers."""
+    import jax
+    import numpy as np
+    from flax import serialization
+
+    from edp.agents.ddpg import DDPGAgent, DDPGConfig
+    from edp.agents.edp import EDPAgent, EDPConfig
+    from edp.checkpoint import restore_into
+    from edp.finetune import methods
+    from edp.finetune.idql import IDQLConfig
+    from edp.finetune.iql import IQLConfig
+
+    obs_dim = action_dim = 2
+    ddpg_cfg = DDPGConfig(hidden_dim=4, batch_size=8, learning_starts=0, num_expl_steps=0)
+
+    def batch(seed):
+        rng = np.random.default_rng(seed)
+        f = lambda *s: np.asarray(rng.uniform(-1, 1, (1, 8, *s)), np.float32)
+        return {"observation": f(obs_dim), "action": f(action_dim), "reward": f(),
+                "discount": np.full((1, 8), 0.97), "next_observation": f(obs_dim)}
+
+    ddpg = DDPGAgent(ddpg_cfg, obs_dim, action_dim, intrinsic=False)
+    edp = EDPAgent(EDPConfig(reward_samples=2, score_hidden_dim=4, score_blocks=1,
+                             score_time_dim=4), ddpg_cfg, obs_dim, action_dim)
+    key = jax.random.PRNGKey
+    states = {"ddpg": ddpg.update(ddpg.init(key(0)), batch(1), key(1))[0],
+              "edp": edp.update(edp.init(key(0)), batch(2), key(1))[0]}
+    idql = methods.make_method("idql", states["edp"].policy, obs_dim, action_dim, IDQLConfig(
+        batch_size=8, learning_starts=0, diffusion_steps=2, num_candidates=2,
+        critic=IQLConfig(hidden_dim=4, num_layers=1)))
+    states["idql"] = idql.update(idql.init(key(3)), batch(3), key(4))[0]
+    for name, state in states.items():
+        raw = serialization.msgpack_restore(
+            (Path(__file__).parent / "fixtures" / "old_layout" / f"{name}.msgpack").read_bytes())
+        assert "actor_opt" in raw.get("backbone", raw) or "q_opt" in raw["critic"]
+        loaded = restore_into(state, raw, name)
+        for got, want in zip(jax.tree.leaves(loaded), jax.tree.leaves(state), strict=True):
+            np.testing.assert_array_equal(got, want)

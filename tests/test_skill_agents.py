@@ -98,9 +98,9 @@ def test_update_compiles_once_and_the_backbone_sees_the_skill(name):
     assert all(np.isfinite(float(v)) for v in metrics.values())
     # actor on [s, z], critic trunk on [s, z, a] (docs/baselines.md §0.3)
     d = 2 + a.meta_dim
-    assert state0.backbone.actor["trunk"]["Dense_0"]["kernel"].shape == (d, 32)
-    assert state0.backbone.critic["trunk"]["Dense_0"]["kernel"].shape == (d + 2, 32)
-    assert not same(state0.backbone.actor, state1.backbone.actor)
+    assert state0.backbone.actor.params["trunk"]["Dense_0"]["kernel"].shape == (d, 32)
+    assert state0.backbone.critic.params["trunk"]["Dense_0"]["kernel"].shape == (d + 2, 32)
+    assert not same(state0.backbone.actor.params, state1.backbone.actor.params)
     assert not same(AUX[name](state0), AUX[name](state1))
     reward = training_reward(name, state1, state2, batches[1], KEY(2))
     assert float(metrics["intr_reward"]) == pytest.approx(float(reward.mean()), rel=1e-4,
@@ -265,10 +265,11 @@ def test_aps_critic_is_the_task_times_the_successor_features():
     s, action = rng.normal(size=(8, 2)), rng.uniform(-1, 1, (8, 2))
     w = a.skills.sample(KEY(1), 8)
     obs = np.concatenate([s, w], 1).astype(np.float32)
-    q1, q2 = a.nets.critic.apply({"params": critic}, obs, action)
-    h = ddpg.Trunk(32).apply({"params": critic["trunk"]}, np.concatenate([obs, action], 1))
+    q1, q2 = critic.apply(obs, action)
+    h = ddpg.Trunk(32).apply({"params": critic.params["trunk"]},
+                             np.concatenate([obs, action], 1))
     for q, head in ((q1, "q1"), (q2, "q2")):
-        psi = ddpg.Head(32, 4).apply({"params": critic[head]}, h)
+        psi = ddpg.Head(32, 4).apply({"params": critic.params[head]}, h)
         np.testing.assert_allclose(q, np.sum(w * np.asarray(psi), 1), rtol=1e-5, atol=1e-6)
 
 
@@ -322,11 +323,10 @@ def test_aps_finetuning_tasks_random_then_regressed_then_kept_for_resets():
     np.testing.assert_allclose(meta30, meta25)
     # the fresh phi is the fine-tuning agent's own (reference); the flag copies the snapshot's
     trained = pretrained.init(KEY(9))
-    assert same(ft.init_from_snapshot(ft.init(KEY(0)), trained).skills["phi"],
+    assert same(pretrained.finetune_agent(BACKBONE, trained).init(KEY(0)).skills["phi"],
                 ft.init(KEY(0)).skills["phi"])
     copy = APSAgent(dataclasses.replace(cfg, finetune_copy_phi=True), BACKBONE, 2, 2)
-    ft_copy = copy.finetune_agent(BACKBONE)
-    assert same(ft_copy.init_from_snapshot(ft_copy.init(KEY(0)), trained).skills["phi"],
+    assert same(copy.finetune_agent(BACKBONE, trained).init(KEY(0)).skills["phi"],
                 trained.phi.params)
 
 
@@ -415,7 +415,7 @@ def test_cli_pretrain_stores_skills_with_the_reference_schedule(pretrained, name
                                                        else meta[1:, 0] != meta[:-1, 0])
     env = make_env("maze/square_a")
     snap = load(run, env)
-    assert snap.state.backbone.actor["trunk"]["Dense_0"]["kernel"].shape == (2 + dim, 32)
+    assert snap.state.backbone.actor.params["trunk"]["Dense_0"]["kernel"].shape == (2 + dim, 32)
 
 
 class Killed(Exception):
@@ -468,10 +468,10 @@ def test_finetune_from_aps_regresses_its_task_and_starts_from_the_snapshot(pretr
     env = make_env("maze/square_a")
     snap = load(pretrained["aps"], env)
     cfg = resolve(defaults("fast", "ddpg", snap.agent.backbone_cfg))
-    ft, init_fn = builder(cfg, snap)(env)
-    state, fresh = init_fn(KEY(1)), ft.init(KEY(1))
-    assert same(state.backbone.actor, snap.state.backbone.actor)
-    assert same(state.backbone.critic["trunk"], snap.state.backbone.critic["trunk"])
-    assert same(state.backbone.critic["q1"], fresh.backbone.critic["q1"])
+    ft = builder(cfg, snap)(env)
+    state, fresh = ft.init(KEY(1)), snap.agent.finetune_agent(cfg.ddpg).init(KEY(1))
+    assert same(state.backbone.actor.params, snap.state.backbone.actor.params)
+    assert same(state.backbone.critic.params["trunk"], snap.state.backbone.critic.params["trunk"])
+    assert same(state.backbone.critic.params["q1"], fresh.backbone.critic.params["q1"])
     assert same(state.backbone.critic_target, fresh.backbone.critic_target)
     assert ft.meta_dim == 10 and not int(state.skills["solved"])

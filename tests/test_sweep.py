@@ -339,8 +339,8 @@ def test_joining_a_port_that_is_not_a_ray_head_gives_up_in_bounded_time(tmp_path
     finally:
         server.close()
     assert proc.returncode != 0 and took < 60
-    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("edp.config.ConfigError")]
-    assert line.startswith(f"edp.config.ConfigError: cannot join Ray at 127.0.0.1:{port} "
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("edp.errors.ConfigError")]
+    assert line.startswith(f"edp.errors.ConfigError: cannot join Ray at 127.0.0.1:{port} "
                            "within 5 s: the port answers but no Ray head accepted this client")
     assert "RAY_AUTH_TOKEN" in line
 

@@ -36,8 +36,8 @@ def build(method: str, preset: str, env_name: str, obs_dim: int, act_dim: int):
     if method == "ddpg":
         agent = DDPGAgent(cfg.ddpg, obs_dim, act_dim, intrinsic=False)
         return agent, agent.init(jax.random.PRNGKey(1))
-    agent = make_method(method, pre.policy_net, obs_dim, act_dim, cfg.method_config())
-    return agent, agent.init(jax.random.PRNGKey(1), pre_state.policy)
+    agent = make_method(method, pre_state.policy, obs_dim, act_dim, cfg.method_config())
+    return agent, agent.init(jax.random.PRNGKey(1))
 
 
 def measure(method: str, preset: str, problem: str, repeats: int) -> dict:

@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     loaded = load_latest(args.run)
-    cfg, env, agent, state = loaded.config, loaded.env, loaded.agent, loaded.state
+    cfg, env, state = loaded.config, loaded.env, loaded.state
     if getattr(cfg, "method", "ddpg") == "ddpg":
         raise SystemExit("qspread.py: the run must be a fine-tuning run of a diffusion method")
     stored = np.load(loaded.checkpoint / "replay.npz")["observation"]  # (episodes, steps + 1, S)
@@ -43,7 +43,7 @@ def main() -> None:
 
     def q_of(actions):
         rep = jnp.broadcast_to(obs[:, None], actions.shape[:2] + obs.shape[-1:])
-        return iql.q_min(agent.critic, state.critic.q_target, rep, actions)
+        return iql.q_min(state.critic.q, rep, actions, state.critic.q_target)
 
     print(f"run {args.run} at frame {loaded.meta['frame']}: {args.states} replay states x "
           f"{args.samples} actions, alpha {alpha}")
@@ -57,7 +57,7 @@ def main() -> None:
             actions = jax.random.uniform(key, (args.states, args.samples, env.action_dim),
                                          minval=-1.0, maxval=1.0)
         else:
-            actions = sample_actions(agent.policy_net, net, obs, key, steps, args.samples)
+            actions = sample_actions(net, obs, key, steps, args.samples)
         q = q_of(actions)
         label = jax.nn.softmax(alpha * q, axis=1).max(axis=1).mean()
         print(f"| {name} | {steps or '-'} | {float(actions.std(axis=1).mean()):.3f} | "

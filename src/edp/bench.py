@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from edp.agents.base import meta_dim
 from edp.agents.registry import make_agent
 from edp.config import resolve
 from edp.presets import pretrain_defaults
@@ -75,7 +74,7 @@ def measure(agent_name: str, preset: str, problem: str, repeats: int) -> dict:
     agent = make_agent(cfg, obs_dim, act_dim)
     state = agent.init(jax.random.PRNGKey(0))
     rng = np.random.default_rng(0)
-    skill_dim = meta_dim(agent)  # skill agents: random skills stored and acted on
+    skill_dim = agent.meta_dim  # skill agents: random skills stored and acted on
     replay = ReplayBuffer(20_000, 50, 1, obs_dim, act_dim, cfg.nstep, cfg.discount,
                           extras={"meta": skill_dim} if skill_dim else None)
     skill = {"meta": rng.uniform(size=(1, skill_dim)).astype(np.float32)} if skill_dim else {}

@@ -74,10 +74,32 @@ def load(directory: Path, agent_template: Any) -> tuple[Any, dict, dict[str, dic
 def restore_into(template: Any, raw: dict, where: Path | str) -> Any:
     """Fill the template's structure from a raw msgpack dict, checking every leaf's shape."""
     expected = serialization.to_state_dict(template)
+    raw = _upgrade_networks(expected, raw)
     mismatch = _first_mismatch(expected, raw, "")
     if mismatch:
         raise CheckpointError(f"checkpoint {where} does not fit this agent: {mismatch}")
     return serialization.from_state_dict(template, raw)
+
+
+TRAIN_STATE_FIELDS = {"params", "constants", "opt_state"}
+
+
+def _upgrade_networks(expected: Any, raw: Any) -> Any:
+    """Checkpoints written before every network was an `edp.train_state.TrainState` stored
+    DDPG's actor and critic and IQL's q and value as bare params under `x` with the optimiser
+    state under `x_opt`; rebuild the TrainState form wherever the template has one."""
+    if not isinstance(expected, dict) or not isinstance(raw, dict):
+        return raw
+    raw = dict(raw)
+    for key, sub in expected.items():
+        if key not in raw:
+            continue
+        if (isinstance(sub, dict) and set(sub) == TRAIN_STATE_FIELDS and f"{key}_opt" in raw
+                and not (isinstance(raw[key], dict) and "opt_state" in raw[key])):
+            raw[key] = {"params": raw[key], "constants": {}, "opt_state": raw.pop(f"{key}_opt")}
+        else:
+            raw[key] = _upgrade_networks(sub, raw[key])
+    return raw
 
 
 def _first_mismatch(expected: Any, got: Any, path: str) -> str | None:

@@ -133,6 +133,7 @@ def _train_command(argv: list[str], command: str, run_fn, config_cls, default,
 def _run(run_fn, cfg, resume_dir: Path | None = None) -> int:
     """Run a training command; expected failures are one-line errors, never tracebacks."""
     from edp.checkpoint import CheckpointError
+    from edp.config import PretrainConfig
     from edp.envs import EnvId
     from edp.loop import NonFiniteError
 
@@ -144,7 +145,7 @@ def _run(run_fn, cfg, resume_dir: Path | None = None) -> int:
         return _fail(str(exc))
     # reward-free maze pre-training keeps the maze's inherited goal reward only as a record
     note = " (maze goal reward, unused in pre-training)" \
-        if hasattr(cfg, "agent") and EnvId.parse(cfg.env).is_maze else ""
+        if isinstance(cfg, PretrainConfig) and EnvId.parse(cfg.env).is_maze else ""
     for one in result if isinstance(result, list) else [result]:
         print(_summary(one, note))
     return 0

@@ -11,60 +11,41 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from edp.agents.aps import APSConfig
-from edp.agents.apt import APTConfig
-from edp.agents.cic import CICConfig
+import tyro
+
 from edp.agents.ddpg import DDPGConfig
-from edp.agents.diayn import DIAYNConfig
-from edp.agents.disagreement import DisagreementConfig
-from edp.agents.edp import EDPConfig
-from edp.agents.icm import ICMConfig
-from edp.agents.proto import ProtoConfig
-from edp.agents.rnd import RNDConfig
-from edp.agents.smm import SMMConfig
+from edp.agents.registry import AGENTS
 from edp.envs import EnvId
+from edp.errors import ConfigError
 
 PRESETS = ("paper", "fast")
 MAX_SEED = 2**31 - 1  # env seeds add offsets to it and must stay below 2**32
 MAX_EPISODES = 100_000  # evaluation episodes: beyond this a typo, not a measurement
 
 
-class ConfigError(ValueError):
-    """An impossible or unknown setting; the message is one line naming the value."""
-
-
 @dataclass(frozen=True)
-class PretrainConfig:
-    """Reward-free pre-training of an exploration agent."""
+class RunConfig:
+    """The run fields of pre-training and fine-tuning alike."""
 
-    env: str = "maze/square_tree"
-    """Environment: maze/<name> or urlb/<domain> (e.g. maze/square_a, urlb/walker)."""
-    agent: str = "edp"
-    """Pre-training agent: edp, random, ddpg (zero reward), icm, rnd, disagreement, apt, proto,
-    smm, diayn, aps, cic."""
+    env: str
+    """Environment (each command documents its own)."""
     preset: Literal["paper", "fast"] = "fast"
     """Hyper-parameter preset: `paper` (reference values) or `fast` (sized for a 2-core CPU)."""
     frames: int = 100_000
     """Environment frames to collect (env steps x parallel envs)."""
     seed: int = 0
     """Seed of every random number in the run; the same seed reproduces the same metrics."""
-    seeds: tuple[int, ...] = ()
-    """Several seeds in one process (overrides --seed): on mazes they run side by side in the
-    compiled loop, each writing its own run directory."""
-    loop: Literal["auto", "host", "device"] = "auto"
-    """Training loop: `device` compiles acting, maze steps, replay and learning into one
-    program (mazes with one env copy); `host` is the Python loop every env has; `auto` picks
-    device where it can."""
     out: Path = Path("runs")
-    """Run root; the run directory is <out>/<env>/<agent>/<seed>-<id>."""
+    """Run root; the run directory is <out>/<env>/<agent>/<seed>-<id> (fine-tuning:
+    <method>_from_<agent>, or <method>_scratch without a snapshot, in place of <agent>)."""
     seed_frames: int = 4000
-    """Frames of uniform-random actions before learning starts."""
+    """Frames before learning starts; DDPG actors act uniformly at random during them."""
     num_envs: int = 1
     """Parallel environment copies stepped in lock-step."""
     replay_capacity: int = 1_000_000
-    """Replay buffer capacity in transitions."""
+    """Replay buffer capacity in transitions (every run starts with an empty buffer)."""
     nstep: int = 3
     """n of the n-step returns sampled from the replay buffer."""
     discount: float = 0.99
@@ -73,10 +54,9 @@ class PretrainConfig:
     """Frames between metric log lines and progress reports."""
     checkpoint_every: int = 50_000
     """Frames between resumable checkpoints (0: only at the end)."""
-    snapshots: tuple[int, ...] = ()
-    """Frames at which to save a snapshot for fine-tuning (the end of the run always is one)."""
     eval_episodes: int = 5
-    """Episodes of the final evaluation with the deterministic policy (0: none)."""
+    """Episodes of each deterministic-policy evaluation (pre-training: the final one, 0 skips
+    it; fine-tuning: ExDM 5, URLB 10)."""
     maze_strict: bool = False
     """Mazes: forbid the reference's corner leaks through walls (default keeps them)."""
     quiet: bool = False
@@ -84,32 +64,42 @@ class PretrainConfig:
     wandb_project: str | None = None
     """Also log metrics.jsonl to this W&B project (needs the `wandb` extra: pip install
     'edp[wandb]'; WANDB_MODE=offline logs under <run>/wandb/)."""
+
+
+@dataclass(frozen=True)
+class PretrainRun(RunConfig):
+    """Reward-free pre-training of an exploration agent."""
+
+    env: str = "maze/square_tree"
+    """Environment: maze/<name> or urlb/<domain> (e.g. maze/square_a, urlb/walker)."""
+    agent: str = "edp"
+    """Pre-training agent: edp, random, ddpg (zero reward), icm, rnd, disagreement, apt, proto,
+    smm, diayn, aps, cic."""
+    seeds: tuple[int, ...] = ()
+    """Several seeds in one process (overrides --seed): on mazes they run side by side in the
+    compiled loop, each writing its own run directory."""
+    loop: Literal["auto", "host", "device"] = "auto"
+    """Training loop: `device` compiles acting, maze steps, replay and learning into one
+    program (mazes with one env copy); `host` is the Python loop every env has; `auto` picks
+    device where it can."""
+    snapshots: tuple[int, ...] = ()
+    """Frames at which to save a snapshot for fine-tuning (the end of the run always is one)."""
     ddpg: DDPGConfig = field(default_factory=DDPGConfig)
     """DDPG backbone of every learning agent (its seed phase follows --seed-frames)."""
-    edp: EDPConfig = field(default_factory=EDPConfig)
-    """EDP: state diffusion model, intrinsic reward, diffusion policy."""
-    icm: ICMConfig = field(default_factory=ICMConfig)
-    """ICM: forward/inverse models; reward log(1 + forward error) (URLB)."""
-    rnd: RNDConfig = field(default_factory=RNDConfig)
-    """RND: predictor of a frozen random network; reward its error over the running std."""
-    disagreement: DisagreementConfig = field(default_factory=DisagreementConfig)
-    """Disagreement: ensemble of forward models; reward the variance of their predictions."""
-    apt: APTConfig = field(default_factory=APTConfig)
-    """APT: kNN particle reward on an ICM representation (URLB), or on raw states."""
-    proto: ProtoConfig = field(default_factory=ProtoConfig)
-    """ProtoRL: prototypes and a queue of candidates; reward the distance to the k-th nearest."""
-    smm: SMMConfig = field(default_factory=SMMConfig)
-    """SMM: one-hot skill per episode; reward VAE error + skill entropy + discriminator CE."""
-    diayn: DIAYNConfig = field(default_factory=DIAYNConfig)
-    """DIAYN: one-hot skills; reward the discriminator's log q(z | s+) + log #skills."""
-    aps: APSConfig = field(default_factory=APSConfig)
-    """APS: task vectors, successor-feature critic; reward <w, phi(s+)> + kNN entropy."""
-    cic: CICConfig = field(default_factory=CICConfig)
-    """CIC: uniform skills, contrastive (CPC) representation; reward kNN entropy of s+."""
 
     @property
     def run_name(self) -> str:
         return f"{self.env}/{self.agent}"
+
+
+# PretrainRun plus one config group `--<name>.*` per registered agent with a config, in
+# registry order: an agent is declared once, in its own file.
+PretrainConfig = dataclasses.make_dataclass(
+    "PretrainConfig",
+    [(name, Annotated[cls.config, tyro.conf.arg(help=cls.config_help)],
+      field(default_factory=cls.config)) for name, cls in AGENTS.items() if cls.config],
+    bases=(PretrainRun,), frozen=True,
+    namespace={"__module__": __name__, "__doc__": PretrainRun.__doc__})
 
 
 def check_positive(**values: float) -> None:
@@ -146,7 +136,7 @@ def check_env(env: str, pretraining: bool) -> None:
                           f"{parsed.pretrain_env} and fine-tune on the task")
 
 
-def check_run(cfg) -> None:
+def check_run(cfg: RunConfig) -> None:
     """The checks of the run fields that pre-training and fine-tuning configs share."""
     if cfg.preset not in PRESETS:
         raise ConfigError(f"unknown preset '{cfg.preset}'; valid presets: {', '.join(PRESETS)}")

@@ -35,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from edp import checkpoint
-from edp.agents.base import meta_dim
 from edp.device_replay import DeviceReplay
 from edp.devices import SeedPlacement
 from edp.envs import maze_jax
@@ -68,7 +67,7 @@ def make_chunk(agent: Any, maze: maze_jax.MazeArrays, strict: bool, episode_leng
     of one seed from episode index `first_episode`, and returns the carry and, per episode,
     its observations (E, L+1, S) and return (E,). The carry is {state, replay, metrics,
     finite}. vmap it over seeds with `first_episode` unbatched."""
-    skill_dim = meta_dim(agent)
+    skill_dim = agent.meta_dim
     length = episode_length
     starts = min(agent.learning_starts, _INT32_MAX)
     learns = agent.learning_starts < _INT32_MAX  # the random agent never does
@@ -276,10 +275,12 @@ class DeviceTrainer:
                 self._after_chunk(np.asarray(observations), np.asarray(returns))
                 if self.frame in snapshots:
                     self.save_snapshots()
-                if crossed(s.checkpoint_every, before, self.frame):
-                    self.save_checkpoints()
+                # the log line first: a checkpoint at a frame implies its line was written, so
+                # a kill between the two cannot lose the line from a resumed run
                 if crossed(s.log_every, before, self.frame):
                     self._log(progress)
+                if crossed(s.checkpoint_every, before, self.frame):
+                    self.save_checkpoints()
             self.save_snapshots()
             self.save_checkpoints()
             finals = [self.evaluate(i) if s.eval_episodes else {} for i in range(len(self.runs))]

@@ -12,7 +12,6 @@ import dataclasses
 from pathlib import Path
 
 from edp import rundir
-from edp.agents.base import meta_dim
 from edp.agents.registry import make_agent
 from edp.config import ConfigError, PretrainConfig
 from edp.coverage import CoverageTracker
@@ -40,7 +39,7 @@ def pretrain_device(cfg: PretrainConfig, resume_dirs: list[Path] | None) -> list
     maze = EnvId.parse(cfg.env).maze
     env = MazeEnv(maze)
     agent = make_agent(cfg, env.observation_dim, env.action_dim)
-    skill_dim = meta_dim(agent)
+    skill_dim = agent.meta_dim
     check_replay(cfg.replay_capacity, agent.batch_size, cfg.nstep, EPISODE_LENGTH, 1,
                  env.observation_dim, env.action_dim + 2 + skill_dim)  # one buffer per seed
     replay = DeviceReplay.create(cfg.replay_capacity, EPISODE_LENGTH, env.observation_dim,

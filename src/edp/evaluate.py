@@ -47,8 +47,8 @@ class LoadedRun:
     checkpoint: Path  # the checkpoint directory loaded (replay.npz is beside the agent)
 
 
-def rebuild(run: Path, env_seed: int = 0) -> tuple[Any, Any, Any, Any]:
-    """(config, env, agent, init_fn or None) of the run, from its config.json; a fine-tuning
+def rebuild(run: Path, env_seed: int = 0) -> tuple[Any, Any, Any]:
+    """(config, env, agent) of the run, from its config.json; a fine-tuning
     run also reads its snapshot's shapes. The env is seeded run seed + EVAL_SEED_OFFSET +
     env_seed, distinct from the run's own envs."""
     from edp.config import resolve
@@ -66,23 +66,23 @@ def rebuild(run: Path, env_seed: int = 0) -> tuple[Any, Any, Any, Any]:
                        run_cfg.maze_strict)
         snap = None if run_cfg.snapshot is None else snapshot.load(run_cfg.snapshot, env,
                                                                    weights=False)
-        return (run_cfg, env, *builder(run_cfg, snap)(env))
+        return run_cfg, env, builder(run_cfg, snap)(env)
     from edp.agents.registry import make_agent
 
     run_cfg = resolve(from_json(PretrainConfig, data))
     env = make_env(run_cfg.env, 1, run_cfg.seed + EVAL_SEED_OFFSET + env_seed,
                    run_cfg.maze_strict)
-    return run_cfg, env, make_agent(run_cfg, env.observation_dim, env.action_dim), None
+    return run_cfg, env, make_agent(run_cfg, env.observation_dim, env.action_dim)
 
 
 def load_latest(run: Path, env_seed: int = 0, rebuilt: tuple | None = None) -> LoadedRun:
     """The run's latest checkpoint into its rebuilt agent (`rebuilt`: `rebuild`'s result, when
     the caller needed it first); a one-line error when there is none or it does not fit."""
-    run_cfg, env, agent, init_fn = rebuilt or rebuild(run, env_seed)
+    run_cfg, env, agent = rebuilt or rebuild(run, env_seed)
     latest = checkpoint.latest(run / "checkpoints")
     if latest is None:
         raise checkpoint.CheckpointError(f"{run} has no complete checkpoint")
-    state, meta, _ = checkpoint.load(latest, (init_fn or agent.init)(jax.random.PRNGKey(0)))
+    state, meta, _ = checkpoint.load(latest, agent.init(jax.random.PRNGKey(0)))
     missing = [k for k in ("step", "frame") if not isinstance(meta.get(k), int)]
     if missing:
         raise checkpoint.CheckpointError(f"corrupt checkpoint {latest}: state.json has no "

@@ -27,7 +27,7 @@ import numpy as np
 
 import edp
 from edp import checkpoint
-from edp.agents.base import Agent, meta_dim, with_meta
+from edp.agents.base import Agent, with_meta
 from edp.envs.base import VecEnv
 from edp.replay import ReplayBuffer
 from edp.sinks import Progress, Sinks, to_scalars
@@ -80,16 +80,14 @@ class Trainer:
     """Owns the env, replay, agent state and sinks of one run."""
 
     def __init__(self, run_dir: Path, env: VecEnv, eval_env: VecEnv, agent: Agent,
-                 replay: ReplayBuffer, settings: LoopSettings, coverage=None,
-                 init_fn=None):
-        """`init_fn(key) -> state` replaces `agent.init` (fine-tuning starts from a snapshot)."""
+                 replay: ReplayBuffer, settings: LoopSettings, coverage=None):
         self.run_dir, self.env, self.eval_env, self.agent = run_dir, env, eval_env, agent
         self.replay, self.settings, self.coverage = replay, settings, coverage
         root = jax.random.PRNGKey(settings.seed)
         self.init_key, self.act_key, self.update_key, self.eval_key = jax.random.split(root, 4)
         self.sample_rng = np.random.default_rng([settings.seed, 1])
-        self.state = (init_fn or agent.init)(self.init_key)
-        self.meta_dim = meta_dim(agent)
+        self.state = agent.init(self.init_key)
+        self.meta_dim = agent.meta_dim
         self.meta_key = jax.random.fold_in(root, 4)  # skills: a stream of their own
         self.step = 0
         self.episodes = 0
@@ -302,7 +300,7 @@ def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.
     frames: list[np.ndarray] = []
     rollout = 0
     meta = None  # skill agents: one skill for the whole evaluation round (URLB)
-    if meta_dim(agent):
+    if agent.meta_dim:
         meta = np.repeat(agent.init_meta(state, jax.random.split(key)[1], 1), env.num_envs, 0)
     while len(returns) < episodes:
         obs = env.reset()

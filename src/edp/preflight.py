@@ -27,7 +27,6 @@ def env_shape(name: str) -> tuple[int, int, int]:
 
 
 def check_pretrain(cfg) -> None:
-    from edp.agents.base import meta_dim
     from edp.agents.registry import AGENT_NAMES, make_agent
     from edp.config import resolve, validate
     from edp.replay import check_replay
@@ -37,7 +36,7 @@ def check_pretrain(cfg) -> None:
     length, obs_dim, action_dim = env_shape(cfg.env)
     agent = make_agent(cfg, obs_dim, action_dim)
     check_replay(cfg.replay_capacity, agent.batch_size, cfg.nstep, length, cfg.num_envs,
-                 obs_dim, action_dim + 2 + meta_dim(agent))
+                 obs_dim, action_dim + 2 + agent.meta_dim)
 
 
 def check_finetune(cfg, snapshot_pending: bool = False) -> None:
@@ -50,7 +49,7 @@ def check_finetune(cfg, snapshot_pending: bool = False) -> None:
     validate(cfg)
     cfg = resolve(cfg)
     length, obs_dim, action_dim = env_shape(cfg.env)
-    batch = cfg.ddpg.batch_size if cfg.method == "ddpg" else cfg.method_config().batch_size
+    batch = cfg.method_config().batch_size
     check_replay(cfg.replay_capacity, batch, cfg.nstep, length, cfg.num_envs, obs_dim,
                  action_dim + 2)
 

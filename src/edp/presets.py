@@ -3,19 +3,21 @@
 `paper` reproduces the reference's hyper-parameters (docs/method.md §5.4; URLB's
 DDPG for the plain `ddpg` baseline). `fast` is sized for a 2-core CPU while keeping the
 method's behaviour; benchmarks/coverage measures that it still out-explores the baselines.
+Each agent declares its own part (`paper_group`, `paper_backbone`, `fast` of
+`edp.agents.base.Agent`); every agent's group gets its preset, whichever agent runs, so that
+config.json records the same values for the same preset.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from edp.agents.registry import AGENTS, agent_class
 from edp.config import PRESETS, ConfigError, PretrainConfig, parse_env
 
-# Reference per-domain EDP settings (K reward draws, score_train_iter); cheetah's are missing in
-# the reference config, 10 and 1 mirror quadruped/walker (docs/architecture.md §4, decision 6).
-URLB_EDP = {"walker": (50, 1), "quadruped": (10, 1), "jaco": (1, 1), "hopper": (20, 2),
-            "cheetah": (10, 1)}
-MAZE_EDP = (20, 5)
+# one update per 2 env steps for every agent (URLB's cadence): halves the learning cost; EDP's
+# coverage on square_tree was 0.64 vs 0.66 at every step (seed 0, 100k)
+FAST_BACKBONE = {"hidden_dim": 128, "batch_size": 256, "update_every": 2, "updates_per_step": 1}
 
 
 def pretrain_defaults(preset: str, env: str, agent: str, frames: int | None = None
@@ -27,44 +29,15 @@ def pretrain_defaults(preset: str, env: str, agent: str, frames: int | None = No
         raise ConfigError(f"unknown preset '{preset}'; valid presets: {', '.join(PRESETS)}")
     base = PretrainConfig(preset=preset, env=env, agent=agent)
     env_id = parse_env(env)
-    maze = env_id.is_maze
-    samples, iters = MAZE_EDP if maze else URLB_EDP[env_id.domain]
-    if agent == "edp":
-        batch, every = (1024 if maze else 256), 1
-    else:  # URLB agents: batch 1024, one update every 2 env steps
-        batch, every, iters = 1024, 2, 1
-    ddpg = dataclasses.replace(base.ddpg, batch_size=batch, update_every=every,
-                               updates_per_step=iters)
-    edp = dataclasses.replace(base.edp, reward_samples=samples)
-    snapshots = () if maze else (100_000, 500_000, 1_000_000, 2_000_000)
+    replace = dataclasses.replace
+    groups = {name: cls.paper_group(getattr(base, name), env_id)
+              for name, cls in AGENTS.items() if cls.config}
+    ddpg = replace(base.ddpg, **agent_class(agent).paper_backbone(env_id))
+    snapshots = () if env_id.is_maze else (100_000, 500_000, 1_000_000, 2_000_000)
     if frames is not None:
         snapshots = tuple(f for f in snapshots if f <= frames)
-    frames = frames or (100_000 if maze else 2_000_000)
+    frames = frames or (100_000 if env_id.is_maze else 2_000_000)
     if preset == "fast":
-        # one update per 2 env steps for every agent (URLB's cadence): halves the learning
-        # cost; EDP's coverage on square_tree was 0.64 vs 0.66 at every step (seed 0, 100k)
-        ddpg = dataclasses.replace(ddpg, hidden_dim=128, batch_size=256, update_every=2,
-                                   updates_per_step=1)
-        edp = dataclasses.replace(edp, score_hidden_dim=64, score_blocks=1, score_time_dim=64,
-                                  reward_samples=4)
-    baselines = _fast_baselines(base) if preset == "fast" else {}
-    return dataclasses.replace(base, ddpg=ddpg, edp=edp, frames=frames, snapshots=snapshots,
-                               **baselines)
-
-
-def _fast_baselines(base: PretrainConfig) -> dict:
-    """The URL baselines' extra networks at the `fast` backbone's width (1024 -> 128), with
-    representation, prototype and queue sizes shrunk in proportion. Skill sizes, SMM's small
-    VAE (150 wide) and the kNN settings keep their reference values."""
-    replace = dataclasses.replace
-    return {
-        "icm": replace(base.icm, hidden_dim=128),
-        "rnd": replace(base.rnd, hidden_dim=128, rep_dim=64),
-        "disagreement": replace(base.disagreement, hidden_dim=128),
-        "apt": replace(base.apt, hidden_dim=128, rep_dim=64),
-        "proto": replace(base.proto, pred_dim=32, proj_dim=128, num_protos=64, queue_size=256),
-        "smm": replace(base.smm, hidden_dim=128),
-        "diayn": replace(base.diayn, hidden_dim=128),
-        "aps": replace(base.aps, hidden_dim=128),
-        "cic": replace(base.cic, hidden_dim=128),
-    }
+        ddpg = replace(ddpg, **FAST_BACKBONE)
+        groups = {name: replace(group, **AGENTS[name].fast) for name, group in groups.items()}
+    return replace(base, ddpg=ddpg, frames=frames, snapshots=snapshots, **groups)

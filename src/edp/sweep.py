@@ -131,20 +131,20 @@ def expand(cfg: SweepConfig) -> list[RunSpec]:
                 specs.append(RunSpec("pretrain", env, agent, seed, args,
                                      _identity(seed, cfg.preset, cfg.frames, agent=agent),
                                      group=group))
+    from edp.agents.registry import AGENTS
+    from edp.finetune.methods import NEEDS
+
     finetunes = []
     pretrain_env = {task: EnvId.parse(task).pretrain_env for task in cfg.tasks}
-    for pre in (spec for spec in specs if spec.name not in NOTHING_TO_FINETUNE):
+    for pre in specs:
         for task in (t for t in cfg.tasks if pretrain_env[t] == pre.env):
-            for method in cfg.methods:
-                if method == "ddpg" or pre.name == "edp":  # diffusion methods need EDP's policy
+            for method in cfg.methods:  # what the method needs from what the agent hands over
+                if NEEDS[method] in AGENTS[pre.name].handoff:
                     finetunes.append(_finetune(cfg, out, task, method, pre.seed, pre))
     if cfg.scratch:
         finetunes += [_finetune(cfg, out, task, "ddpg", seed, None)
                       for task in cfg.tasks for seed in cfg.seeds]
     return specs + finetunes
-
-
-NOTHING_TO_FINETUNE = ("random",)  # agents whose snapshots hold no policy
 
 
 def _seed_group(args: tuple[str, ...]) -> tuple[str, ...] | None:

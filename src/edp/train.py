@@ -11,12 +11,11 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edp import checkpoint, rundir
-from edp.agents.base import meta_dim
+from edp.agents.base import Agent
 from edp.agents.registry import AGENT_NAMES, make_agent
 from edp.config import PretrainConfig, parse_env, resolve, uses_device_loop, validate
 from edp.envs import EnvId, VecEnv, make_env
@@ -26,8 +25,8 @@ from edp.replay import ReplayBuffer, check_replay
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes use their own env stream
 REWARD_MAP_ESTIMATES = 16
 
-# (env) -> (agent, init_fn or None): what a run trains, given its env's dimensions
-BuildAgent = Callable[[VecEnv], tuple[Any, Callable | None]]
+# (env) -> agent: what a run trains, given its env's dimensions
+BuildAgent = Callable[[VecEnv], Agent]
 
 
 def make_envs(cfg) -> tuple[VecEnv, VecEnv]:
@@ -41,8 +40,8 @@ def make_envs(cfg) -> tuple[VecEnv, VecEnv]:
 def train(cfg, label: str, env: VecEnv, eval_env: VecEnv, build: BuildAgent,
           settings: LoopSettings, resume_dir: Path | None) -> tuple[Trainer, LoopResult]:
     """Create (or reopen) the run directory under <out>/<env>/<label> and train to the end."""
-    agent, init_fn = build(env)
-    skill_dim = meta_dim(agent)  # skill agents store their skill with every step
+    agent = build(env)
+    skill_dim = agent.meta_dim  # skill agents store their skill with every step
     check_replay(cfg.replay_capacity, agent.batch_size, cfg.nstep, env.episode_length,
                  cfg.num_envs, env.observation_dim, env.action_dim + 2 + skill_dim)
     replay = ReplayBuffer(cfg.replay_capacity, env.episode_length, cfg.num_envs,
@@ -55,7 +54,7 @@ def train(cfg, label: str, env: VecEnv, eval_env: VecEnv, build: BuildAgent,
 
         coverage = CoverageTracker(maze)
     run_dir = resume_dir or rundir.create(cfg.out, cfg.env, label, cfg.seed, cfg)
-    trainer = Trainer(run_dir, env, eval_env, agent, replay, settings, coverage, init_fn)
+    trainer = Trainer(run_dir, env, eval_env, agent, replay, settings, coverage)
     if resume_dir is not None:
         latest = checkpoint.latest(run_dir / "checkpoints")
         if latest is None:
@@ -91,7 +90,7 @@ def pretrain_run(cfg: PretrainConfig, resume_dir: Path | list[Path] | None = Non
     settings = LoopSettings(frames=cfg.frames, seed=cfg.seed, log_every=cfg.log_every,
                             checkpoint_every=cfg.checkpoint_every, snapshots=cfg.snapshots,
                             eval_episodes=cfg.eval_episodes, quiet=cfg.quiet)
-    build = lambda env: (make_agent(cfg, env.observation_dim, env.action_dim), None)
+    build = lambda env: make_agent(cfg, env.observation_dim, env.action_dim)
     trainer, result = train(cfg, cfg.agent, env, eval_env, build, settings, resume_dir)
     if trainer.coverage is not None:
         write_maze_figures(cfg, trainer.agent, trainer.state, trainer.run_dir, trainer.coverage,
@@ -102,19 +101,19 @@ def pretrain_run(cfg: PretrainConfig, resume_dir: Path | list[Path] | None = Non
 
 def write_maze_figures(cfg: PretrainConfig, agent, state, run_dir: Path, coverage, frames: int
                        ) -> None:
-    """coverage.json/png, and reward_map.png for agents with an intrinsic reward."""
+    """coverage.json/png, and reward_map.png for agents with an intrinsic reward (`reward_map`)."""
     import jax
 
     from edp.coverage import plot_reward_map, write_coverage
 
     title = f"{cfg.agent} on {cfg.env}, {frames:,} frames"
     write_coverage(coverage, run_dir, title)
-    reward = getattr(agent, "intrinsic_reward", None)
-    if reward is not None:
+    if agent.reward_map:
         keys = jax.random.split(jax.random.PRNGKey(cfg.seed), REWARD_MAP_ESTIMATES)
 
         def mean_reward(points):  # the reward is a Monte-Carlo estimate: average several
-            return np.mean([np.asarray(reward(state, points, k)) for k in keys], axis=0)
+            return np.mean([np.asarray(agent.intrinsic_reward(state, points, k)) for k in keys],
+                           axis=0)
 
         plot_reward_map(EnvId.parse(cfg.env).maze, mean_reward, run_dir / "reward_map.png",
                         f"intrinsic reward (mean of {REWARD_MAP_ESTIMATES} estimates)\n{title}")

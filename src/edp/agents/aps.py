@@ -39,10 +39,10 @@ from flax import struct
 
 from edp.agents import ddpg, knn
 from edp.agents.base import Batch, Metrics, Sampler, check_fields
-from edp.agents.modules import OrthMLP, gradient_step, l2_normalize
+from edp.agents.modules import OrthMLP, l2_normalize
 from edp.agents.skills import SkillAgent, SkillSchedule
 from edp.rms import RunningMoments
-from edp.score_models import TrainedNet
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,12 +107,15 @@ class SFCritic(nn.Module):
 
 class APSState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    phi: TrainedNet
+    phi: TrainState
     knn_rms: RunningMoments
 
 
 class APSAgent(SkillAgent):
     name = "aps"
+    config = APSConfig
+    config_help = "APS: task vectors, successor-feature critic; reward <w, phi(s+)> + kNN entropy."
+    fast = dict(hidden_dim=128)
 
     def __init__(self, cfg: APSConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
@@ -124,14 +127,13 @@ class APSAgent(SkillAgent):
         self.tx = optax.adam(cfg.lr)
         self.reward_terms = jax.jit(self._reward_terms)
 
-    def make_nets(self, backbone: ddpg.DDPGConfig) -> ddpg.DDPGNets:
-        nets = ddpg.make_nets(backbone, self.action_dim)
-        return dataclasses.replace(nets, critic=SFCritic(backbone.hidden_dim, self.cfg.sf_dim))
+    def critic_module(self, backbone: ddpg.DDPGConfig) -> nn.Module:
+        return SFCritic(backbone.hidden_dim, self.cfg.sf_dim)
 
     def init(self, key: jax.Array) -> APSState:
         k_backbone, k_phi = jax.random.split(key)
         return APSState(backbone=self.init_backbone(k_backbone),
-                        phi=TrainedNet.create(self.phi, self.tx, k_phi,
+                        phi=TrainState.create(self.phi, self.tx, k_phi,
                                               jnp.zeros((1, self.obs_dim))),
                         knn_rms=RunningMoments.create())
 
@@ -160,10 +162,10 @@ class APSAgent(SkillAgent):
             features = l2_normalize(self.phi.apply({"params": params}, next_obs))
             return -jnp.mean(jnp.sum(task * features, axis=-1)), None
 
-        phi, loss, _ = gradient_step(self.tx, state.phi, loss_fn)
+        phi, step = state.phi.apply_loss_fn(loss_fn)
         reward, r_sf, r_ent, rms = self.rewards(phi.params, next_obs, task, state.knn_rms, True)
         backbone, metrics = self.backbone_step(state.backbone, batch, reward, key)
-        return APSState(backbone, phi, rms), {**metrics, "aps_loss": loss,
+        return APSState(backbone, phi, rms), {**metrics, "aps_loss": step.loss,
                                               "aps_reward_sf": r_sf.mean(),
                                               "aps_reward_ent": r_ent.mean()}
 

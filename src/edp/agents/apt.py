@@ -33,7 +33,7 @@ from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.icm import ICMNets, icm_step
 from edp.agents.intrinsic import IntrinsicAgent
 from edp.rms import RunningMoments
-from edp.score_models import TrainedNet
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,12 +70,16 @@ class APTConfig:
 
 class APTState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    icm: TrainedNet | None  # None for state-APT
+    icm: TrainState | None  # None for state-APT
     knn_rms: RunningMoments  # updated only with knn_rms
 
 
 class APTAgent(IntrinsicAgent):
     name = "apt"
+    config = APTConfig
+    config_help = "APT: kNN particle reward on an ICM representation (URLB), or on raw states."
+    fast = dict(hidden_dim=128, rep_dim=64)
+    reward_map = True
 
     def __init__(self, cfg: APTConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
@@ -92,11 +96,11 @@ class APTAgent(IntrinsicAgent):
         icm = None
         if self.icm_net is not None:
             obs, action = jnp.zeros((1, self.obs_dim)), jnp.zeros((1, self.action_dim))
-            icm = TrainedNet.create(self.icm_net, self.icm_tx, k_icm, obs, action, obs)
+            icm = TrainState.create(self.icm_net, self.icm_tx, k_icm, obs, action, obs)
         return APTState(backbone=self.init_backbone(k_backbone), icm=icm,
                         knn_rms=RunningMoments.create())
 
-    def rep(self, icm: TrainedNet | None, obs: jax.Array) -> jax.Array:
+    def rep(self, icm: TrainState | None, obs: jax.Array) -> jax.Array:
         """phi(obs) (icm) or obs itself (state)."""
         if self.icm_net is None:
             return obs
@@ -123,7 +127,7 @@ class APTAgent(IntrinsicAgent):
         metrics = {}
         icm = state.icm
         if self.icm_net is not None:
-            icm, metrics = icm_step(self.icm_net, self.icm_tx, icm, obs, action, next_obs)
+            icm, metrics = icm_step(icm, obs, action, next_obs)
         rep = jax.lax.stop_gradient(self.rep(icm, next_obs if self.cfg.knn_on_next else obs))
         dists = knn.knn_distances(rep, rep, self.cfg.knn_k, same=True)
         reward, rms = self.particle_reward(dists, state.knn_rms, update_rms=True)

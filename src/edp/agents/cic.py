@@ -26,10 +26,10 @@ from flax import struct
 
 from edp.agents import ddpg, knn
 from edp.agents.base import Batch, Metrics, check_fields
-from edp.agents.modules import OrthMLP, gradient_step, l2_normalize
+from edp.agents.modules import OrthMLP, l2_normalize
 from edp.agents.skills import SkillAgent, SkillSchedule
 from edp.rms import RunningMoments
-from edp.score_models import TrainedNet
+from edp.train_state import TrainState
 
 FINETUNE_SKILL = 0.5  # every coordinate of the fine-tuning skill (CIC repo, init_meta)
 
@@ -68,7 +68,7 @@ class CICConfig:
 
 class CICState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    cic: TrainedNet  # params {"state_net", "pred_net", "skill_net"}: one optimiser
+    cic: TrainState  # params {"state_net", "pred_net", "skill_net"}: one optimiser
     knn_rms: RunningMoments
 
 
@@ -81,6 +81,10 @@ def cpc_loss(query: jax.Array, key: jax.Array, temp: float) -> jax.Array:
 
 class CICAgent(SkillAgent):
     name = "cic"
+    config = CICConfig
+    config_help = "CIC: uniform skills, contrastive (CPC) representation; reward kNN entropy of s+."
+    fast = dict(hidden_dim=128)
+    reward_map = True
 
     def __init__(self, cfg: CICConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
@@ -103,8 +107,7 @@ class CICAgent(SkillAgent):
         if not self.cfg.project_skill:
             del params["skill_net"]
         return CICState(backbone=self.init_backbone(k_backbone),
-                        cic=TrainedNet(params=params, constants={},
-                                       opt_state=self.tx.init(params)),
+                        cic=TrainState.from_params(None, self.tx, params),
                         knn_rms=RunningMoments.create())
 
     def embed(self, params: dict, obs: jax.Array) -> jax.Array:
@@ -136,12 +139,11 @@ class CICAgent(SkillAgent):
     def _update_once(self, state: CICState, batch: Batch, key: jax.Array
                      ) -> tuple[CICState, Metrics]:
         obs, next_obs, skill = batch["observation"], batch["next_observation"], batch["meta"]
-        cic, loss, _ = gradient_step(self.tx, state.cic,
-                                     lambda p: self.loss(p, obs, next_obs, skill))
+        cic, step = state.cic.apply_loss_fn(lambda p: self.loss(p, obs, next_obs, skill))
         x = jax.lax.stop_gradient(self.embed(cic.params, next_obs))
         reward, rms = self.particle_reward(x, state.knn_rms, update_rms=True)
         backbone, metrics = self.backbone_step(state.backbone, batch, reward, key)
-        return CICState(backbone, cic, rms), {**metrics, "cic_loss": loss}
+        return CICState(backbone, cic, rms), {**metrics, "cic_loss": step.loss}
 
     def finetune_skills(self) -> SkillSchedule:
         return SkillSchedule(self.cfg.skill_dim, "constant", every=0, value=FINETUNE_SKILL)

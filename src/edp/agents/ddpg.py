@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -24,9 +23,9 @@ import optax
 from flax import struct
 from tyro.conf import Suppress
 
-from edp.agents.base import Batch, Metrics, check_fields
+from edp.agents.base import Agent, Batch, Metrics, check_fields
+from edp.train_state import Params, TrainState
 
-Params = Any  # a Flax parameter tree
 ACTION_EPS = 1e-6  # sampled actions are clamped to [-1 + eps, 1 - eps]
 
 
@@ -161,40 +160,21 @@ def sample_truncated_normal(key: jax.Array, mu: jax.Array, std: float,
 class DDPGState(struct.PyTreeNode):
     """Everything of the backbone that learns; keys come from the loop."""
 
-    actor: Params
-    critic: Params
+    actor: TrainState
+    critic: TrainState
     critic_target: Params
-    actor_opt: optax.OptState
-    critic_opt: optax.OptState
 
 
-@dataclasses.dataclass(frozen=True)
-class DDPGNets:
-    """The static half of the backbone (modules and optimisers), closed over by jitted code."""
-
-    actor: Actor
-    critic: Critic
-    actor_tx: optax.GradientTransformation
-    critic_tx: optax.GradientTransformation
-
-
-def make_nets(cfg: DDPGConfig, action_dim: int) -> DDPGNets:
-    return DDPGNets(
-        actor=Actor(action_dim, cfg.hidden_dim),
-        critic=Critic(cfg.hidden_dim),
-        actor_tx=optax.adam(cfg.lr),
-        critic_tx=optax.adam(cfg.lr),
-    )
-
-
-def init_state(nets: DDPGNets, key: jax.Array, obs_dim: int, action_dim: int) -> DDPGState:
-    """Fresh parameters; the target critic starts equal to the critic (URLB)."""
+def init_state(cfg: DDPGConfig, key: jax.Array, obs_dim: int, action_dim: int,
+               critic: nn.Module | None = None) -> DDPGState:
+    """Fresh parameters and Adam states; the target critic starts equal to the critic (URLB).
+    `critic` replaces the twin critic module (APS: successor features)."""
     k_actor, k_critic = jax.random.split(key)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
-    actor = nets.actor.init(k_actor, obs)["params"]
-    critic = nets.critic.init(k_critic, obs, action)["params"]
-    return DDPGState(actor=actor, critic=critic, critic_target=critic,
-                     actor_opt=nets.actor_tx.init(actor), critic_opt=nets.critic_tx.init(critic))
+    actor = TrainState.create(Actor(action_dim, cfg.hidden_dim), optax.adam(cfg.lr), k_actor, obs)
+    critic = TrainState.create(critic or Critic(cfg.hidden_dim), optax.adam(cfg.lr), k_critic,
+                               obs, action)
+    return DDPGState(actor=actor, critic=critic, critic_target=critic.params)
 
 
 def init_from_snapshot(fresh: DDPGState, pretrained: DDPGState, whole_critic: bool = False
@@ -202,13 +182,16 @@ def init_from_snapshot(fresh: DDPGState, pretrained: DDPGState, whole_critic: bo
     """Fine-tuning start (URLB `init_from`): pre-trained actor and critic trunk (the whole
     critic for ProtoRL), everything else fresh; the target critic keeps its fresh init and
     only meets the copy through Polyak."""
-    _check_same_shapes(fresh.actor, pretrained.actor, "actor")
+    _check_same_shapes(fresh.actor.params, pretrained.actor.params, "actor")
+    actor = fresh.actor.replace(params=pretrained.actor.params)
     if whole_critic:
-        _check_same_shapes(fresh.critic, pretrained.critic, "critic")
-        return fresh.replace(actor=pretrained.actor, critic=pretrained.critic)
-    _check_same_shapes(fresh.critic["trunk"], pretrained.critic["trunk"], "critic trunk")
-    critic = {**fresh.critic, "trunk": pretrained.critic["trunk"]}
-    return fresh.replace(actor=pretrained.actor, critic=critic)
+        _check_same_shapes(fresh.critic.params, pretrained.critic.params, "critic")
+        return fresh.replace(actor=actor, critic=fresh.critic.replace(
+            params=pretrained.critic.params))
+    _check_same_shapes(fresh.critic.params["trunk"], pretrained.critic.params["trunk"],
+                       "critic trunk")
+    critic = {**fresh.critic.params, "trunk": pretrained.critic.params["trunk"]}
+    return fresh.replace(actor=actor, critic=fresh.critic.replace(params=critic))
 
 
 def _check_same_shapes(fresh: Params, pretrained: Params, what: str) -> None:
@@ -222,13 +205,13 @@ def _check_same_shapes(fresh: Params, pretrained: Params, what: str) -> None:
 # Acting
 
 
-def select_action(cfg: DDPGConfig, nets: DDPGNets, actor: Params, obs: jax.Array,
-                  key: jax.Array, step: jax.Array | int, eval_mode: bool) -> jax.Array:
+def select_action(cfg: DDPGConfig, actor: TrainState, obs: jax.Array, key: jax.Array,
+                  step: jax.Array | int, eval_mode: bool) -> jax.Array:
     """Mean in eval mode; else uniform before `num_expl_steps`, then unclipped noisy samples.
 
     `step` may be traced (no recompilation per step); `eval_mode` must be static.
     """
-    mu = nets.actor.apply({"params": actor}, obs)
+    mu = actor.apply(obs)
     if eval_mode:
         return mu
     k_uniform, k_noise = jax.random.split(key)
@@ -241,117 +224,129 @@ def select_action(cfg: DDPGConfig, nets: DDPGNets, actor: Params, obs: jax.Array
 # Learning
 
 
-def critic_target(cfg: DDPGConfig, nets: DDPGNets, state: DDPGState, reward: jax.Array,
-                  discount: jax.Array, next_obs: jax.Array, key: jax.Array) -> jax.Array:
+def critic_target(cfg: DDPGConfig, state: DDPGState, reward: jax.Array, discount: jax.Array,
+                  next_obs: jax.Array, key: jax.Array) -> jax.Array:
     """y = r + discount * min(Q1', Q2')(s', a'), a' from the online actor with clipped noise."""
-    mu = nets.actor.apply({"params": state.actor}, next_obs)
+    mu = state.actor.apply(next_obs)
     next_action = sample_truncated_normal(key, mu, cfg.stddev, cfg.stddev_clip)
-    q1, q2 = nets.critic.apply({"params": state.critic_target}, next_obs, next_action)
+    q1, q2 = state.critic.apply(next_obs, next_action, params=state.critic_target)
     return jax.lax.stop_gradient(reward + discount * jnp.minimum(q1, q2))
 
 
-def update_critic(cfg: DDPGConfig, nets: DDPGNets, state: DDPGState, obs: jax.Array,
-                  action: jax.Array, reward: jax.Array, discount: jax.Array,
-                  next_obs: jax.Array, key: jax.Array) -> tuple[DDPGState, Metrics]:
+def update_critic(cfg: DDPGConfig, state: DDPGState, obs: jax.Array, action: jax.Array,
+                  reward: jax.Array, discount: jax.Array, next_obs: jax.Array, key: jax.Array
+                  ) -> tuple[DDPGState, Metrics]:
     """One Adam step on MSE(Q1, y) + MSE(Q2, y); `reward` is any (B,) array (ext. or intr.)."""
     if reward.shape != discount.shape:
         raise ValueError(f"reward shape {reward.shape} must equal discount shape "
                          f"{discount.shape} (one value per transition)")
-    y = critic_target(cfg, nets, state, reward, discount, next_obs, key)
+    y = critic_target(cfg, state, reward, discount, next_obs, key)
 
-    def loss_fn(critic):
-        q1, q2 = nets.critic.apply({"params": critic}, obs, action)
+    def loss_fn(params):
+        q1, q2 = state.critic.apply(obs, action, params=params)
         loss = jnp.mean((q1 - y) ** 2) + jnp.mean((q2 - y) ** 2)
         return loss, (q1, q2)
 
-    (loss, (q1, q2)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.critic)
-    updates, critic_opt = nets.critic_tx.update(grads, state.critic_opt, state.critic)
-    state = state.replace(critic=optax.apply_updates(state.critic, updates),
-                          critic_opt=critic_opt)
-    metrics = {"critic_loss": loss, "critic_q1": q1.mean(), "critic_q2": q2.mean(),
+    critic, step = state.critic.apply_loss_fn(loss_fn)
+    state = state.replace(critic=critic)
+    q1, q2 = step.aux
+    metrics = {"critic_loss": step.loss, "critic_q1": q1.mean(), "critic_q2": q2.mean(),
                "critic_target_q": y.mean(), "batch_reward": reward.mean()}
     return state, metrics
 
 
-def update_actor(cfg: DDPGConfig, nets: DDPGNets, state: DDPGState, obs: jax.Array,
-                 key: jax.Array) -> tuple[DDPGState, Metrics]:
+def update_actor(cfg: DDPGConfig, state: DDPGState, obs: jax.Array, key: jax.Array
+                 ) -> tuple[DDPGState, Metrics]:
     """One Adam step on -mean(min(Q1, Q2)(s, a)), a reparameterised with clipped noise."""
-    def loss_fn(actor):
-        mu = nets.actor.apply({"params": actor}, obs)
+    def loss_fn(params):
+        mu = state.actor.apply(obs, params=params)
         action = sample_truncated_normal(key, mu, cfg.stddev, cfg.stddev_clip)
-        q1, q2 = nets.critic.apply({"params": state.critic}, obs, action)
-        return -jnp.mean(jnp.minimum(q1, q2))
+        q1, q2 = state.critic.apply(obs, action)
+        return -jnp.mean(jnp.minimum(q1, q2)), None
 
-    loss, grads = jax.value_and_grad(loss_fn)(state.actor)
-    updates, actor_opt = nets.actor_tx.update(grads, state.actor_opt, state.actor)
-    state = state.replace(actor=optax.apply_updates(state.actor, updates), actor_opt=actor_opt)
-    return state, {"actor_loss": loss}
+    actor, step = state.actor.apply_loss_fn(loss_fn)
+    return state.replace(actor=actor), {"actor_loss": step.loss}
 
 
 def soft_update(cfg: DDPGConfig, state: DDPGState) -> DDPGState:
     """Polyak: target <- tau * critic + (1 - tau) * target."""
-    target = optax.incremental_update(state.critic, state.critic_target, cfg.critic_target_tau)
+    target = optax.incremental_update(state.critic.params, state.critic_target,
+                                      cfg.critic_target_tau)
     return state.replace(critic_target=target)
 
 
-def update_backbone(cfg: DDPGConfig, nets: DDPGNets, state: DDPGState, batch: Batch,
-                    reward: jax.Array, key: jax.Array) -> tuple[DDPGState, Metrics]:
+def update_backbone(cfg: DDPGConfig, state: DDPGState, batch: Batch, reward: jax.Array,
+                    key: jax.Array) -> tuple[DDPGState, Metrics]:
     """One URLB iteration on one batch slice: critic, actor, target; `reward` replaces
     `batch["reward"]` (intrinsic agents pass theirs, fine-tuning the extrinsic one)."""
     k_critic, k_actor = jax.random.split(key)
     state, critic_metrics = update_critic(
-        cfg, nets, state, batch["observation"], batch["action"], reward, batch["discount"],
+        cfg, state, batch["observation"], batch["action"], reward, batch["discount"],
         batch["next_observation"], k_critic)
-    state, actor_metrics = update_actor(cfg, nets, state, batch["observation"], k_actor)
+    state, actor_metrics = update_actor(cfg, state, batch["observation"], k_actor)
     return soft_update(cfg, state), {**critic_metrics, **actor_metrics}
-
-
-def scan_iterations(step_fn: Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]],
-                    state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
-    """Run `step_fn(state, batch_slice, key)` once per slice of the leading `iters` axis in
-    one compiled loop; metrics are averaged over the iterations."""
-    iters = jax.tree.leaves(batch)[0].shape[0]
-    keys = jax.random.split(key, iters)
-    state, metrics = jax.lax.scan(lambda s, xs: step_fn(s, *xs), state, (batch, keys))
-    return state, jax.tree.map(jnp.mean, metrics)
 
 
 # ---------------------------------------------------------------------------------------------
 # The agent
 
 
-class DDPGAgent:
-    """Plain DDPG: reward zero when `intrinsic` (the no-intrinsic-reward pre-training
-    baseline), the batch's extrinsic reward otherwise (fine-tuning)."""
+class BackboneAgent(Agent):
+    """An agent acting with the DDPG actor of its state's backbone (`backbone(state)`), which
+    it hands to DDPG fine-tuning."""
 
-    def __init__(self, cfg: DDPGConfig, obs_dim: int, action_dim: int, name: str = "ddpg",
-                 intrinsic: bool = True):
+    handoff = frozenset({"actor"})
+    finetune_whole_critic: ClassVar[bool] = False  # ProtoRL hands over the critic heads too
+
+    def __init__(self, cfg: DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
-        self.cfg, self.name, self.intrinsic = cfg, name, intrinsic
-        self.obs_dim, self.action_dim = obs_dim, action_dim
-        self.batch_size = cfg.batch_size
-        self.updates_per_step = cfg.updates_per_step
-        self.update_every = cfg.update_every
-        self.learning_starts = cfg.learning_starts
-        self.nets = make_nets(cfg, action_dim)
-        self._act = jax.jit(functools.partial(select_action, cfg, self.nets),
-                            static_argnames="eval_mode")
-        self._update = jax.jit(functools.partial(scan_iterations, self._update_once))
+        super().__init__(cfg, obs_dim, action_dim)
+        self.backbone_cfg = cfg
+        self._act = jax.jit(functools.partial(select_action, cfg), static_argnames="eval_mode")
 
-    def init(self, key: jax.Array) -> DDPGState:
-        return init_state(self.nets, key, self.obs_dim, self.action_dim)
+    def backbone(self, state: Any) -> DDPGState:
+        return state.backbone
 
-    def act(self, state: DDPGState, observation: jax.Array, key: jax.Array, step: int,
+    def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
         # One dtype for every caller (Python int, np.int64, ...): one compiled program.
-        return self._act(state.actor, observation, key, jnp.asarray(step, jnp.int32),
-                         eval_mode=eval_mode)
+        return self._act(self.backbone(state).actor, observation, key,
+                         jnp.asarray(step, jnp.int32), eval_mode=eval_mode)
 
-    def update(self, state: DDPGState, batch: Batch, key: jax.Array
-               ) -> tuple[DDPGState, Metrics]:
-        return self._update(state, batch, key)
+    def finetune_agent(self, cfg: DDPGConfig, pretrained: Any = None) -> Agent:
+        """The DDPG fine-tuning agent of this agent's snapshots (`edp finetune --method ddpg`),
+        starting from `pretrained` (a state of this agent) if given."""
+        start = None if pretrained is None else self.backbone(pretrained)
+        return DDPGAgent(cfg, self.obs_dim, self.action_dim, intrinsic=False, start=start,
+                         whole_critic=self.finetune_whole_critic)
+
+
+class DDPGAgent(BackboneAgent):
+    """Plain DDPG: reward zero when `intrinsic` (the no-intrinsic-reward pre-training
+    baseline), the batch's extrinsic reward otherwise (fine-tuning, from `start`, a pre-trained
+    backbone, if given: `init_from_snapshot`)."""
+
+    name = "ddpg"
+
+    def __init__(self, cfg: DDPGConfig, obs_dim: int, action_dim: int, intrinsic: bool = True,
+                 start: DDPGState | None = None, whole_critic: bool = False):
+        super().__init__(cfg, obs_dim, action_dim)
+        self.intrinsic, self.start, self.whole_critic = intrinsic, start, whole_critic
+
+    @classmethod
+    def from_config(cls, cfg: Any, obs_dim: int, action_dim: int) -> DDPGAgent:
+        return cls(cfg.ddpg, obs_dim, action_dim)
+
+    def backbone(self, state: DDPGState) -> DDPGState:
+        return state
+
+    def init(self, key: jax.Array) -> DDPGState:
+        fresh = init_state(self.backbone_cfg, key, self.obs_dim, self.action_dim)
+        if self.start is None:
+            return fresh
+        return init_from_snapshot(fresh, self.start, self.whole_critic)
 
     def _update_once(self, state: DDPGState, batch: Batch, key: jax.Array
                      ) -> tuple[DDPGState, Metrics]:
         reward = jnp.zeros_like(batch["discount"]) if self.intrinsic else batch["reward"]
-        return update_backbone(self.cfg, self.nets, state, batch, reward, key)
+        return update_backbone(self.backbone_cfg, state, batch, reward, key)

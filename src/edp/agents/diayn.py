@@ -24,9 +24,9 @@ from flax import struct
 
 from edp.agents import ddpg
 from edp.agents.base import Batch, Metrics, check_fields
-from edp.agents.modules import OrthMLP, gradient_step
+from edp.agents.modules import OrthMLP
 from edp.agents.skills import SkillAgent, SkillSchedule
-from edp.score_models import TrainedNet
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +55,7 @@ class DIAYNConfig:
 
 class DIAYNState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    discriminator: TrainedNet
+    discriminator: TrainState
 
 
 def skill_log_prob(logits: jax.Array, skill: jax.Array) -> jax.Array:
@@ -66,6 +66,9 @@ def skill_log_prob(logits: jax.Array, skill: jax.Array) -> jax.Array:
 
 class DIAYNAgent(SkillAgent):
     name = "diayn"
+    config = DIAYNConfig
+    config_help = "DIAYN: one-hot skills; reward the discriminator's log q(z | s+) + log #skills."
+    fast = dict(hidden_dim=128)
 
     def __init__(self, cfg: DIAYNConfig, backbone: ddpg.DDPGConfig, obs_dim: int,
                  action_dim: int):
@@ -80,7 +83,7 @@ class DIAYNAgent(SkillAgent):
     def init(self, key: jax.Array) -> DIAYNState:
         k_backbone, k_disc = jax.random.split(key)
         return DIAYNState(backbone=self.init_backbone(k_backbone),
-                          discriminator=TrainedNet.create(self.discriminator, self.tx, k_disc,
+                          discriminator=TrainState.create(self.discriminator, self.tx, k_disc,
                                                           jnp.zeros((1, self.obs_dim))))
 
     def _skill_reward(self, state: DIAYNState, obs: jax.Array, skill: jax.Array) -> jax.Array:
@@ -99,9 +102,9 @@ class DIAYNAgent(SkillAgent):
             accuracy = jnp.mean(logits.argmax(-1) == skill.argmax(-1))
             return -skill_log_prob(logits, skill).mean(), accuracy
 
-        discriminator, loss, accuracy = gradient_step(self.tx, state.discriminator, loss_fn)
+        discriminator, step = state.discriminator.apply_loss_fn(loss_fn)
         state = state.replace(discriminator=discriminator)
         reward = self._skill_reward(state, next_obs, skill)
         backbone, metrics = self.backbone_step(state.backbone, batch, reward, key)
-        return state.replace(backbone=backbone), {**metrics, "diayn_loss": loss,
-                                                  "diayn_accuracy": accuracy}
+        return state.replace(backbone=backbone), {**metrics, "diayn_loss": step.loss,
+                                                  "diayn_accuracy": step.aux}

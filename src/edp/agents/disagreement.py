@@ -23,9 +23,9 @@ from flax import struct
 from edp.agents import ddpg
 from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.intrinsic import IntrinsicAgent
-from edp.agents.modules import gradient_step, safe_norm
+from edp.agents.modules import safe_norm
 from edp.networks import MLP
-from edp.score_models import TrainedNet
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +64,15 @@ class ForwardEnsemble(nn.Module):
 
 class DisagreementState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    ensemble: TrainedNet
+    ensemble: TrainState
 
 
 class DisagreementAgent(IntrinsicAgent):
     name = "disagreement"
+    config = DisagreementConfig
+    config_help = ("Disagreement: ensemble of forward "
+                   "models; reward the variance of their predictions.")
+    fast = dict(hidden_dim=128)
 
     def __init__(self, cfg: DisagreementConfig, backbone: ddpg.DDPGConfig, obs_dim: int,
                  action_dim: int):
@@ -84,7 +88,7 @@ class DisagreementAgent(IntrinsicAgent):
         obs, action = jnp.zeros((1, self.obs_dim)), jnp.zeros((1, self.action_dim))
         return DisagreementState(
             backbone=self.init_backbone(k_backbone),
-            ensemble=TrainedNet.create(self.net, self.tx, k_ensemble, obs, action))
+            ensemble=TrainState.create(self.net, self.tx, k_ensemble, obs, action))
 
     def _transition_reward(self, state: DisagreementState, obs: jax.Array, action: jax.Array
                            ) -> jax.Array:
@@ -101,8 +105,8 @@ class DisagreementAgent(IntrinsicAgent):
             predictions = self.net.apply({"params": params}, obs, action)
             return safe_norm(next_obs - predictions).mean(), None
 
-        ensemble, loss, _ = gradient_step(self.tx, state.ensemble, loss_fn)
+        ensemble, step = state.ensemble.apply_loss_fn(loss_fn)
         state = state.replace(ensemble=ensemble)
         reward = self._transition_reward(state, obs, action)
         backbone, metrics = self.backbone_step(state.backbone, batch, reward, key)
-        return state.replace(backbone=backbone), {**metrics, "disagreement_loss": loss}
+        return state.replace(backbone=backbone), {**metrics, "disagreement_loss": step.loss}

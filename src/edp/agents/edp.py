@@ -25,9 +25,11 @@ from edp import diffusion
 from edp.agents import ddpg
 from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.intrinsic import IntrinsicAgent
+from edp.envs import EnvId
 from edp.networks import ActionScoreNet, StateScoreNet
 from edp.rms import RunningMoments
-from edp.score_models import TrainedNet, dsm_update, example_inputs, score_fn
+from edp.score_models import dsm_update, example_inputs, score_fn
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,15 +74,41 @@ class EDPConfig:
         check_fields("edp", self, rules)
 
 
+# Reference per-domain settings (K reward draws, score_train_iter); cheetah's are missing in the
+# reference config, 10 and 1 mirror quadruped/walker (docs/architecture.md §4, decision 6).
+URLB_SCHEDULE = {"walker": (50, 1), "quadruped": (10, 1), "jaco": (1, 1), "hopper": (20, 2),
+                 "cheetah": (10, 1)}
+MAZE_SCHEDULE = (20, 5)
+
+
+def paper_schedule(env: EnvId) -> tuple[int, int]:
+    """(K reward draws, iterations per learning call) of the reference on env."""
+    return MAZE_SCHEDULE if env.is_maze else URLB_SCHEDULE[env.domain]
+
+
 class EDPState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    state_model: TrainedNet
-    policy: TrainedNet
+    state_model: TrainState
+    policy: TrainState
     reward_rms: RunningMoments
 
 
 class EDPAgent(IntrinsicAgent):
     name = "edp"
+    config = EDPConfig
+    config_help = "EDP: state diffusion model, intrinsic reward, diffusion policy."
+    fast = dict(score_hidden_dim=64, score_blocks=1, score_time_dim=64, reward_samples=4)
+    reward_map = True
+    handoff = frozenset({"actor", "diffusion_policy"})  # docs/architecture.md §4.2
+
+    @classmethod
+    def paper_group(cls, group: EDPConfig, env: EnvId) -> EDPConfig:
+        return dataclasses.replace(group, reward_samples=paper_schedule(env)[0])
+
+    @classmethod
+    def paper_backbone(cls, env: EnvId) -> dict:
+        return {"batch_size": 1024 if env.is_maze else 256, "update_every": 1,
+                "updates_per_step": paper_schedule(env)[1]}
 
     def __init__(self, cfg: EDPConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
@@ -97,18 +125,17 @@ class EDPAgent(IntrinsicAgent):
         k_backbone, k_state, k_policy = jax.random.split(key, 3)
         return EDPState(
             backbone=self.init_backbone(k_backbone),
-            state_model=TrainedNet.create(self.state_net, self.score_tx, k_state,
+            state_model=TrainState.create(self.state_net, self.score_tx, k_state,
                                           *example_inputs(self.obs_dim)),
-            policy=TrainedNet.create(self.policy_net, self.score_tx, k_policy,
+            policy=TrainState.create(self.policy_net, self.score_tx, k_policy,
                                      *example_inputs(self.action_dim, self.obs_dim)),
             reward_rms=RunningMoments.create())
 
-    def raw_reward(self, state_model: TrainedNet, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def raw_reward(self, state_model: TrainState, obs: jax.Array, key: jax.Array) -> jax.Array:
         """Mean over K draws of the per-state denoising loss (dropout on, as the reference,
         unless reward_dropout is off)."""
         k_draw, k_drop = jax.random.split(key)
-        fn = score_fn(self.state_net, state_model.params, state_model.constants,
-                      k_drop if self.cfg.reward_dropout else None)
+        fn = score_fn(state_model, k_drop if self.cfg.reward_dropout else None)
         return diffusion.dsm_loss_per_sample(fn, obs, k_draw, num_draws=self.cfg.reward_samples,
                                              stratified=self.cfg.reward_estimator == "stratified")
 
@@ -125,10 +152,9 @@ class EDPAgent(IntrinsicAgent):
         metrics = {}
         policy = state.policy
         if self.cfg.train_policy:
-            policy, metrics["policy_dsm_loss"] = dsm_update(
-                self.policy_net, self.score_tx, policy, action, obs, k_policy)
-        state_model, metrics["state_dsm_loss"] = dsm_update(
-            self.state_net, self.score_tx, state.state_model, obs, None, k_state)
+            policy, metrics["policy_dsm_loss"] = dsm_update(policy, action, obs, k_policy)
+        state_model, metrics["state_dsm_loss"] = dsm_update(state.state_model, obs, None,
+                                                            k_state)
         rewarded = batch[self.cfg.reward_on]
         raw = jax.lax.stop_gradient(self.raw_reward(state_model, rewarded, k_reward))
         rms = state.reward_rms.update(raw)

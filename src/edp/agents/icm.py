@@ -22,8 +22,8 @@ from flax import struct
 from edp.agents import ddpg
 from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.intrinsic import IntrinsicAgent
-from edp.agents.modules import OrthMLP, gradient_step, safe_norm
-from edp.score_models import TrainedNet
+from edp.agents.modules import OrthMLP, safe_norm
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,25 +73,29 @@ class ICMNets(nn.Module):
         return safe_norm(next_phi - next_phi_hat), safe_norm(action - action_hat)
 
 
-def icm_step(net: ICMNets, tx: optax.GradientTransformation, icm: TrainedNet, obs: jax.Array,
-             action: jax.Array, next_obs: jax.Array) -> tuple[TrainedNet, Metrics]:
+def icm_step(icm: TrainState, obs: jax.Array, action: jax.Array, next_obs: jax.Array
+             ) -> tuple[TrainState, Metrics]:
     """One Adam step on mean forward error + mean inverse error."""
     def loss_fn(params):
-        forward_error, backward_error = net.apply({"params": params}, obs, action, next_obs)
+        forward_error, backward_error = icm.apply(obs, action, next_obs, params=params)
         return forward_error.mean() + backward_error.mean(), (forward_error, backward_error)
 
-    icm, loss, (forward_error, backward_error) = gradient_step(tx, icm, loss_fn)
-    return icm, {"icm_loss": loss, "icm_forward_error": forward_error.mean(),
+    icm, step = icm.apply_loss_fn(loss_fn)
+    forward_error, backward_error = step.aux
+    return icm, {"icm_loss": step.loss, "icm_forward_error": forward_error.mean(),
                  "icm_backward_error": backward_error.mean()}
 
 
 class ICMState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    icm: TrainedNet
+    icm: TrainState
 
 
 class ICMAgent(IntrinsicAgent):
     name = "icm"
+    config = ICMConfig
+    config_help = "ICM: forward/inverse models; reward log(1 + forward error) (URLB)."
+    fast = dict(hidden_dim=128)
 
     def __init__(self, cfg: ICMConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
@@ -105,7 +109,7 @@ class ICMAgent(IntrinsicAgent):
         k_backbone, k_icm = jax.random.split(key)
         obs, action = jnp.zeros((1, self.obs_dim)), jnp.zeros((1, self.action_dim))
         return ICMState(backbone=self.init_backbone(k_backbone),
-                        icm=TrainedNet.create(self.icm_net, self.icm_tx, k_icm, obs, action, obs))
+                        icm=TrainState.create(self.icm_net, self.icm_tx, k_icm, obs, action, obs))
 
     def _transition_reward(self, state: ICMState, obs: jax.Array, action: jax.Array,
                            next_obs: jax.Array) -> jax.Array:
@@ -116,7 +120,7 @@ class ICMAgent(IntrinsicAgent):
     def _update_once(self, state: ICMState, batch: Batch, key: jax.Array
                      ) -> tuple[ICMState, Metrics]:
         obs, action, next_obs = batch["observation"], batch["action"], batch["next_observation"]
-        icm, metrics = icm_step(self.icm_net, self.icm_tx, state.icm, obs, action, next_obs)
+        icm, metrics = icm_step(state.icm, obs, action, next_obs)
         state = state.replace(icm=icm)
         reward = self._transition_reward(state, obs, action, next_obs)
         backbone, backbone_metrics = self.backbone_step(state.backbone, batch, reward, key)

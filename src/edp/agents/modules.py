@@ -8,16 +8,13 @@ default init). Norms and normalisations here behave like PyTorch's at zero, wher
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from edp.agents.ddpg import _dense as orth_dense  # one definition of URLB's weight_init
-from edp.score_models import TrainedNet
 
 
 class OrthMLP(nn.Module):
@@ -43,13 +40,3 @@ def safe_norm(x: jax.Array, axis: int = -1) -> jax.Array:
 def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
     """x / max(||x||, 1e-12) along `axis` (PyTorch `F.normalize`)."""
     return x / jnp.maximum(jnp.expand_dims(safe_norm(x, axis), axis), 1e-12)
-
-
-def gradient_step(tx: optax.GradientTransformation, net: TrainedNet, loss_fn: Callable
-                  ) -> tuple[TrainedNet, jax.Array, Any]:
-    """One optimiser step of `net` on `loss_fn(params) -> (loss, aux)`; returns the stepped
-    net, the loss and aux (both from the pre-step parameters)."""
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(net.params)
-    updates, opt_state = tx.update(grads, net.opt_state, net.params)
-    return net.replace(params=optax.apply_updates(net.params, updates), opt_state=opt_state), \
-        loss, aux

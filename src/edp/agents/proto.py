@@ -13,7 +13,7 @@ Each iteration, on one batch (s, a, s+) with s+ the observation 3 steps ahead:
      normalisation; the queue starts at zero, and a drawn candidate is at distance 0 of itself);
   4. the DDPG iteration with r, then the Polyak step of h_bar toward h (predictor_target_tau).
 The encoder is the identity with states, so its target is not kept. Fine-tuning copies more
-than the other agents: `ProtoAgent.finetune_start`.
+than the other agents: `ProtoAgent.finetune_whole_critic`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from flax import struct
 from edp.agents import ddpg, knn
 from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.intrinsic import IntrinsicAgent
-from edp.agents.modules import OrthMLP, gradient_step, l2_normalize
-from edp.score_models import TrainedNet
+from edp.agents.modules import OrthMLP, l2_normalize
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +74,7 @@ class ProtoConfig:
 
 class ProtoState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    proto: TrainedNet  # params {"predictor", "projector", "protos"}: one optimiser
+    proto: TrainState  # params {"predictor", "projector", "protos"}: one optimiser
     predictor_target: ddpg.Params
     queue: jax.Array  # (queue_size, pred_dim), zero at start
     queue_ptr: jax.Array  # int32 write position
@@ -98,6 +98,14 @@ def sinkhorn(scores: jax.Array, iters: int) -> jax.Array:
 
 class ProtoAgent(IntrinsicAgent):
     name = "proto"
+    config = ProtoConfig
+    config_help = ("ProtoRL: prototypes and a queue of "
+                   "candidates; reward the distance to the k-th nearest.")
+    fast = dict(pred_dim=32, proj_dim=128, num_protos=64, queue_size=256)
+    reward_map = True
+    # URLB `ProtoAgent.init_from`: the actor and the *whole* critic (trunk and heads); the proto
+    # modules play no part in fine-tuning (the reward is extrinsic), so they are not carried over
+    finetune_whole_critic = True
 
     def __init__(self, cfg: ProtoConfig, backbone: ddpg.DDPGConfig, obs_dim: int,
                  action_dim: int):
@@ -108,13 +116,6 @@ class ProtoAgent(IntrinsicAgent):
         self.projector = OrthMLP((cfg.proj_dim,), cfg.pred_dim)
         self.tx = optax.adam(cfg.lr)
         self.intrinsic_reward = jax.jit(self._intrinsic_reward)
-
-    @staticmethod
-    def finetune_start(fresh: ddpg.DDPGState, pretrained: ddpg.DDPGState) -> ddpg.DDPGState:
-        """URLB `ProtoAgent.init_from`: the actor and the *whole* critic (trunk and heads);
-        the target critic keeps its fresh init. The proto modules play no part in fine-tuning
-        (the reward is extrinsic), so they are not carried over."""
-        return ddpg.init_from_snapshot(fresh, pretrained, whole_critic=True)
 
     def init(self, key: jax.Array) -> ProtoState:
         k_backbone, k_pred, k_proj, k_protos = jax.random.split(key, 4)
@@ -127,7 +128,7 @@ class ProtoAgent(IntrinsicAgent):
         }
         return ProtoState(
             backbone=self.init_backbone(k_backbone),
-            proto=TrainedNet(params=params, constants={}, opt_state=self.tx.init(params)),
+            proto=TrainState.from_params(None, self.tx, params),
             predictor_target=predictor,
             queue=jnp.zeros((self.cfg.queue_size, self.cfg.pred_dim)),
             queue_ptr=jnp.zeros((), jnp.int32))
@@ -161,8 +162,8 @@ class ProtoAgent(IntrinsicAgent):
         k_candidates, k_backbone = jax.random.split(key)
         obs, next_obs = batch["observation"], batch["next_observation"]
         proto = state.proto.replace(params=normalize_protos(state.proto.params))
-        proto, loss, _ = gradient_step(
-            self.tx, proto, lambda p: self.loss(p, state.predictor_target, obs, next_obs))
+        proto, step = proto.apply_loss_fn(
+            lambda p: self.loss(p, state.predictor_target, obs, next_obs))
         proto = proto.replace(params=normalize_protos(proto.params))
 
         # reward on s+ with the updated predictor: enqueue one candidate per prototype, then kNN
@@ -177,4 +178,4 @@ class ProtoAgent(IntrinsicAgent):
         predictor_target = optax.incremental_update(
             proto.params["predictor"], state.predictor_target, self.cfg.predictor_target_tau)
         state = ProtoState(backbone, proto, predictor_target, queue, queue_ptr)
-        return state, {**metrics, "proto_loss": loss}
+        return state, {**metrics, "proto_loss": step.loss}

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import flax.struct
 import jax
+
+from edp.agents.base import Agent, Schedule
 
 
 class RandomState(flax.struct.PyTreeNode):
     """No parameters: the random agent has nothing to learn."""
 
 
-class RandomAgent:
+class RandomAgent(Agent):
     name = "random"
-    batch_size = 1
-    updates_per_step = 1
-    update_every = 1
-    learning_starts = 2**62  # never learns
 
     def __init__(self, obs_dim: int, action_dim: int):
-        self.action_dim = action_dim
+        super().__init__(Schedule(batch_size=1, updates_per_step=1, update_every=1,
+                                  learning_starts=2**62), obs_dim, action_dim)  # never learns
+
+    @classmethod
+    def from_config(cls, cfg: Any, obs_dim: int, action_dim: int) -> RandomAgent:
+        return cls(obs_dim, action_dim)
 
     def init(self, key: jax.Array) -> RandomState:
         return RandomState()
@@ -30,5 +34,5 @@ class RandomAgent:
         shape = (observation.shape[0], self.action_dim)
         return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
 
-    def update(self, state, batch, key):
+    def _update_once(self, state, batch, key):
         return state, {}

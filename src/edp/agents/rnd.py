@@ -26,9 +26,9 @@ from flax import struct
 from edp.agents import ddpg
 from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.intrinsic import IntrinsicAgent
-from edp.agents.modules import OrthMLP, gradient_step
+from edp.agents.modules import OrthMLP
 from edp.rms import RunningMoments
-from edp.score_models import TrainedNet
+from edp.train_state import TrainState
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
@@ -59,7 +59,7 @@ class RNDConfig:
 
 class RNDState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    predictor: TrainedNet
+    predictor: TrainState
     target: ddpg.Params  # frozen
     reward_rms: RunningMoments
     obs_mean: jax.Array  # normaliser running statistics: reward maps only
@@ -68,6 +68,11 @@ class RNDState(struct.PyTreeNode):
 
 class RNDAgent(IntrinsicAgent):
     name = "rnd"
+    config = RNDConfig
+    config_help = ("RND: predictor of a frozen random "
+                   "network; reward its error over the running std.")
+    fast = dict(hidden_dim=128, rep_dim=64)
+    reward_map = True
 
     def __init__(self, cfg: RNDConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
@@ -82,7 +87,7 @@ class RNDAgent(IntrinsicAgent):
         obs = jnp.zeros((1, self.obs_dim))
         return RNDState(
             backbone=self.init_backbone(k_backbone),
-            predictor=TrainedNet.create(self.net, self.tx, k_predictor, obs),
+            predictor=TrainState.create(self.net, self.tx, k_predictor, obs),
             target=self.net.init(k_target, obs)["params"],
             reward_rms=RunningMoments.create(),
             obs_mean=jnp.zeros(self.obs_dim), obs_var=jnp.ones(self.obs_dim))
@@ -122,11 +127,11 @@ class RNDAgent(IntrinsicAgent):
         def loss_fn(params):
             return self.prediction_error(params, target_out, obs_hat).mean(), None
 
-        predictor, loss, _ = gradient_step(self.tx, state.predictor, loss_fn)
+        predictor, step = state.predictor.apply_loss_fn(loss_fn)
         e = jax.lax.stop_gradient(self.prediction_error(predictor.params, target_out, obs_hat))
         rms = state.reward_rms.update(e)
         reward = self.cfg.rnd_scale * e / (jnp.sqrt(rms.var) + 1e-8)
         backbone, metrics = self.backbone_step(state.backbone, batch, reward, key)
         state = RNDState(backbone, predictor, state.target, rms, obs_mean, obs_var)
-        return state, {**metrics, "rnd_loss": loss, "intr_reward_raw": e.mean(),
+        return state, {**metrics, "rnd_loss": step.loss, "intr_reward_raw": e.mean(),
                        "intr_reward_std": jnp.sqrt(rms.var)}

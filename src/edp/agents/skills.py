@@ -11,7 +11,7 @@ meta_dim): it implements the meta protocol of `edp.agents.base` with its pre-tra
 and appends batch["meta"] to observation and next_observation before the DDPG iteration.
 
 Fine-tuning a skill agent's snapshot with DDPG is `SkillFinetuneAgent`, built by the
-pre-training agent's `finetune_agent(cfg)`: the agent's own backbone modules (APS: its
+pre-training agent's `finetune_agent(cfg, state)`: the agent's own backbone modules (APS: its
 successor-feature critic) with the fine-tuning optimisers, URLB's base init (actor and critic
 trunk), the extrinsic reward, and the agent's fine-tuning schedule (`finetune_skills`) whose
 state (APS: its features and solved task) lives in the agent state, so it is checkpointed.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Literal
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -107,9 +108,6 @@ class SkillAgent(IntrinsicAgent):
         self.skills, self.meta_dim = skills, skills.dim
         super().__init__(backbone, obs_dim, action_dim)
 
-    def init_backbone(self, key: jax.Array) -> ddpg.DDPGState:
-        return ddpg.init_state(self.nets, key, self.obs_dim + self.meta_dim, self.action_dim)
-
     def init_meta(self, state: Any, key: jax.Array, num: int) -> np.ndarray:
         return self.skills.init_meta({}, key, num)
 
@@ -134,10 +132,12 @@ class SkillAgent(IntrinsicAgent):
         """The skill schedule of fine-tuning; the pre-training one unless overridden."""
         return self.skills
 
-    def finetune_agent(self, cfg: ddpg.DDPGConfig) -> SkillFinetuneAgent:
-        """The DDPG fine-tuning agent of this agent's snapshots (`edp finetune --method ddpg`)."""
-        return SkillFinetuneAgent(cfg, self.make_nets(cfg), self.obs_dim, self.action_dim,
-                                  self.finetune_skills())
+    def finetune_agent(self, cfg: ddpg.DDPGConfig, pretrained: Any = None
+                       ) -> SkillFinetuneAgent:
+        """The DDPG fine-tuning agent of this agent's snapshots (`edp finetune --method ddpg`),
+        starting from `pretrained` (a state of this agent) if given."""
+        return SkillFinetuneAgent(cfg, self.critic_module(cfg), self.obs_dim, self.action_dim,
+                                  self.finetune_skills(), pretrained)
 
 
 class SkillFinetuneState(struct.PyTreeNode):
@@ -145,48 +145,34 @@ class SkillFinetuneState(struct.PyTreeNode):
     skills: Any  # the fine-tuning schedule's state (APS: features, solved task)
 
 
-class SkillFinetuneAgent:
+class SkillFinetuneAgent(ddpg.BackboneAgent):
     """DDPG on the extrinsic reward with the skill appended to the actor's and critic's inputs
     (URLB fine-tuning runs the skill agent itself with reward_free=false,
-    docs/baselines.md §0.8)."""
+    docs/baselines.md §0.8); it starts from URLB's `init_from` of `pretrained` if given."""
 
-    def __init__(self, cfg: ddpg.DDPGConfig, nets: ddpg.DDPGNets, obs_dim: int, action_dim: int,
-                 skills: SkillSchedule, name: str = "ddpg"):
-        cfg.check()
-        self.cfg, self.nets, self.skills, self.name = cfg, nets, skills, name
-        self.obs_dim, self.action_dim, self.meta_dim = obs_dim, action_dim, skills.dim
-        self.batch_size = cfg.batch_size
-        self.updates_per_step = cfg.updates_per_step
-        self.update_every = cfg.update_every
-        self.learning_starts = cfg.learning_starts
-        self._act = jax.jit(functools.partial(ddpg.select_action, cfg, nets),
-                            static_argnames="eval_mode")
-        self._update = jax.jit(functools.partial(ddpg.scan_iterations, self._update_once))
+    name = "ddpg"
+
+    def __init__(self, cfg: ddpg.DDPGConfig, critic: nn.Module, obs_dim: int, action_dim: int,
+                 skills: SkillSchedule, pretrained: Any = None):
+        super().__init__(cfg, obs_dim, action_dim)
+        self.critic, self.skills, self.meta_dim = critic, skills, skills.dim
+        self.pretrained = pretrained
 
     def init(self, key: jax.Array) -> SkillFinetuneState:
+        """Fresh, or the pre-trained actor and critic trunk and the schedule's start."""
         k_backbone, k_skills = jax.random.split(key)
-        backbone = ddpg.init_state(self.nets, k_backbone, self.obs_dim + self.meta_dim,
-                                   self.action_dim)
-        return SkillFinetuneState(backbone=backbone, skills=self.skills.init(k_skills))
-
-    def init_from_snapshot(self, fresh: SkillFinetuneState, pretrained: Any
-                           ) -> SkillFinetuneState:
-        """URLB `init_from`: the pre-trained actor and critic trunk; the schedule's start."""
-        return fresh.replace(backbone=ddpg.init_from_snapshot(fresh.backbone, pretrained.backbone),
-                             skills=self.skills.start(fresh.skills, pretrained))
-
-    def act(self, state: SkillFinetuneState, observation: jax.Array, key: jax.Array, step: int,
-            eval_mode: bool) -> jax.Array:
-        return self._act(state.backbone.actor, observation, key, jnp.asarray(step, jnp.int32),
-                         eval_mode=eval_mode)
-
-    def update(self, state: SkillFinetuneState, batch: Batch, key: jax.Array
-               ) -> tuple[SkillFinetuneState, Metrics]:
-        return self._update(state, batch, key)
+        backbone = ddpg.init_state(self.backbone_cfg, k_backbone, self.obs_dim + self.meta_dim,
+                                   self.action_dim, self.critic)
+        state = SkillFinetuneState(backbone=backbone, skills=self.skills.init(k_skills))
+        if self.pretrained is None:
+            return state
+        return state.replace(
+            backbone=ddpg.init_from_snapshot(state.backbone, self.pretrained.backbone),
+            skills=self.skills.start(state.skills, self.pretrained))
 
     def _update_once(self, state: SkillFinetuneState, batch: Batch, key: jax.Array
                      ) -> tuple[SkillFinetuneState, Metrics]:
-        backbone, metrics = ddpg.update_backbone(self.cfg, self.nets, state.backbone,
+        backbone, metrics = ddpg.update_backbone(self.backbone_cfg, state.backbone,
                                                  append_skill(batch), batch["reward"], key)
         return state.replace(backbone=backbone), metrics
 

@@ -32,9 +32,9 @@ from flax import struct
 from edp.agents import ddpg
 from edp.agents.base import Batch, Metrics, check_fields
 from edp.agents.diayn import skill_log_prob
-from edp.agents.modules import OrthMLP, gradient_step, orth_dense
+from edp.agents.modules import OrthMLP, orth_dense
 from edp.agents.skills import SkillAgent, SkillSchedule
-from edp.score_models import TrainedNet
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,12 +93,16 @@ class VAE(nn.Module):
 
 class SMMState(struct.PyTreeNode):
     backbone: ddpg.DDPGState
-    vae: TrainedNet
-    discriminator: TrainedNet
+    vae: TrainState
+    discriminator: TrainState
 
 
 class SMMAgent(SkillAgent):
     name = "smm"
+    config = SMMConfig
+    config_help = ("SMM: one-hot skill per episode; reward "
+                   "VAE error + skill entropy + discriminator CE.")
+    fast = dict(hidden_dim=128)
 
     def __init__(self, cfg: SMMConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
@@ -115,9 +119,9 @@ class SMMAgent(SkillAgent):
         x = jnp.zeros((1, self.obs_dim + self.cfg.z_dim))
         return SMMState(
             backbone=self.init_backbone(k_backbone),
-            vae=TrainedNet.create(self.vae, self.vae_tx, k_vae, x,
+            vae=TrainState.create(self.vae, self.vae_tx, k_vae, x,
                                   jnp.zeros((1, self.cfg.code_dim))),
-            discriminator=TrainedNet.create(self.discriminator, self.disc_tx, k_disc,
+            discriminator=TrainState.create(self.discriminator, self.disc_tx, k_disc,
                                             jnp.zeros((1, self.obs_dim))))
 
     def vae_loss(self, params, x: jax.Array, eps: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -155,12 +159,12 @@ class SMMAgent(SkillAgent):
         obs, skill = batch["observation"], batch["meta"]
         x = jnp.concatenate([obs, skill], axis=-1)
         eps = jax.random.normal(k_eps, (obs.shape[0], self.cfg.code_dim))
-        vae, vae_loss, h_sz = gradient_step(self.vae_tx, state.vae,
-                                            lambda p: self.vae_loss(p, x, eps))
-        disc, disc_loss, h_zs = gradient_step(self.disc_tx, state.discriminator,
-                                              lambda p: self.discriminator_loss(p, obs, skill))
+        vae, vae_step = state.vae.apply_loss_fn(lambda p: self.vae_loss(p, x, eps))
+        disc, disc_step = state.discriminator.apply_loss_fn(
+            lambda p: self.discriminator_loss(p, obs, skill))
+        h_sz, h_zs = vae_step.aux, disc_step.aux
         reward = self.reward(h_sz, h_zs)  # pre-update values (reference)
         backbone, metrics = self.backbone_step(state.backbone, batch, reward, k_backbone)
         return SMMState(backbone, vae, disc), {
-            **metrics, "smm_vae_loss": vae_loss, "smm_discriminator_loss": disc_loss,
+            **metrics, "smm_vae_loss": vae_step.loss, "smm_discriminator_loss": disc_step.loss,
             "smm_h_sz": h_sz.mean(), "smm_h_zs": h_zs.mean()}

@@ -2,27 +2,27 @@
 pre-trained diffusion policy, acting by sampling, and the one-compiled-call update.
 
 A method subclasses `DiffusionFinetuneConfig` (adding its own fields) and
-`DiffusionFinetuneAgent` (writing `init` and `_update_once`, and `_act` when it does not act
-with one unguided sample of `state.policy`).
+`DiffusionFinetuneAgent` (writing `_update_once`, `init` when its state is more than the policy
+and the critic, and `_act` when it does not act with one unguided sample of `state.policy`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 from tyro.conf import Suppress
 
 from edp import diffusion
-from edp.agents.base import Batch, Metrics, check_fields
-from edp.agents.ddpg import scan_iterations
+from edp.agents.base import Agent, Batch, Metrics, check_fields
 from edp.finetune import iql
 from edp.networks import ActionScoreNet
-from edp.score_models import TrainedNet, example_inputs, score_fn
+from edp.score_models import example_inputs, score_fn
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +67,7 @@ class DiffusionFinetuneConfig:
         self.critic.check(self.method)
 
 
-def check_pretrained(policy_net: ActionScoreNet, pretrained: TrainedNet, obs_dim: int,
+def check_pretrained(policy_net: ActionScoreNet, pretrained: TrainState, obs_dim: int,
                      action_dim: int) -> None:
     """One-line error if the pre-trained policy does not fit this agent's policy network."""
     expected = jax.eval_shape(policy_net.init, jax.random.PRNGKey(0),
@@ -82,122 +82,105 @@ def check_pretrained(policy_net: ActionScoreNet, pretrained: TrainedNet, obs_dim
                          f"network {net} for obs_dim={obs_dim}, action_dim={action_dim}")
 
 
-def fresh_copy(pretrained: TrainedNet, tx: optax.GradientTransformation) -> TrainedNet:
-    """The pre-trained weights with a fresh optimiser state (the reference's `init_from`)."""
-    return TrainedNet(params=pretrained.params, constants=pretrained.constants,
-                      opt_state=tx.init(pretrained.params))
-
-
-def frozen(pretrained: TrainedNet) -> TrainedNet:
-    """The pre-trained weights without optimiser state (never updated)."""
-    return TrainedNet(params=pretrained.params, constants=pretrained.constants, opt_state=None)
-
-
-def sampler_score_fn(module: ActionScoreNet, net: TrainedNet) -> diffusion.ScoreFn:
-    """Eval-mode (dropout off) score: what every sampling chain uses, as the reference."""
-    return score_fn(module, net.params, net.constants, None)
-
-
-def per_call_dropout_score_fn(module: ActionScoreNet, params: Any, constants: Any,
-                              key: jax.Array) -> diffusion.ScoreFn:
-    """Train-mode score with a fresh dropout mask at every solver time (as PyTorch draws one
-    per forward call): the key is folded with the call's time, distinct at every NFE."""
-    variables = {"params": params, "constants": constants}
-
+def per_call_dropout_score_fn(net: TrainState, params: Any, key: jax.Array
+                              ) -> diffusion.ScoreFn:
+    """Train-mode score at `params` with a fresh dropout mask at every solver time (as PyTorch
+    draws one per forward call): the key is folded with the call's time, distinct at every
+    NFE."""
     def fn(x, t, cond):
         k = jax.random.fold_in(key, jnp.round(t.reshape(-1)[0] * 1e6).astype(jnp.int32))
-        return module.apply(variables, x, t, cond, train=True, rngs={"dropout": k})
+        return net.apply(x, t, cond, params=params, train=True, rngs={"dropout": k})
 
     return fn
 
 
-def sample_actions(module: ActionScoreNet, net: TrainedNet, obs: jax.Array, key: jax.Array,
-                   steps: int, num_samples: int | None = None,
+def sample_actions(net: TrainState, obs: jax.Array, key: jax.Array, steps: int,
+                   num_samples: int | None = None,
                    guidance_fn: diffusion.GuidanceFn | None = None) -> jax.Array:
-    """Samples of the diffusion policy (eval mode, no gradient): (N, A), or (N, M, A)."""
-    fn = sampler_score_fn(module, net)
-    actions = diffusion.sample(fn, key, obs, module.action_dim, steps, guidance_fn, num_samples)
+    """Samples of the diffusion policy (eval mode, as the reference, no gradient): (N, A), or
+    (N, M, A)."""
+    actions = diffusion.sample(score_fn(net, None), key, obs, net.module.action_dim, steps,
+                               guidance_fn, num_samples)
     return jax.lax.stop_gradient(actions)
 
 
-def zero_noise_actions(module: ActionScoreNet, net: TrainedNet, obs: jax.Array, steps: int
-                       ) -> jax.Array:
+def zero_noise_actions(net: TrainState, obs: jax.Array, steps: int) -> jax.Array:
     """The solver started from x_T = 0 (eval mode, no gradient): one deterministic action per
     state, (N, A), the image of the prior's centre. For a Gaussian policy N(mu, S) that is
     mu - alpha_1 S^(1/2) mu (alpha_1 = 0.0066): the mean action, as DDPG evaluates; for a
     multi-modal policy it can fall between the modes."""
-    x_T = jnp.zeros((obs.shape[0], module.action_dim), obs.dtype)
-    actions = diffusion.dpm_solver_pp(sampler_score_fn(module, net), x_T, obs, steps)
+    x_T = jnp.zeros((obs.shape[0], net.module.action_dim), obs.dtype)
+    actions = diffusion.dpm_solver_pp(score_fn(net, None), x_T, obs, steps)
     return jax.lax.stop_gradient(actions)
 
 
-def policy_dsm_step(module: ActionScoreNet, tx: optax.GradientTransformation,
-                    net: TrainedNet, action: jax.Array, obs: jax.Array, key: jax.Array,
-                    extra_loss=None) -> tuple[TrainedNet, Metrics]:
+def policy_dsm_step(net: TrainState, action: jax.Array, obs: jax.Array, key: jax.Array,
+                    extra_loss=None) -> tuple[TrainState, Metrics]:
     """One Adam step of BC-DSM on (a | s) in train mode, plus an optional extra loss term
     `extra_loss(params, key) -> (loss, metrics)` differentiated with it."""
     k_loss, k_drop, k_extra = jax.random.split(key, 3)
 
     def loss_fn(params):
-        fn = score_fn(module, params, net.constants, k_drop)
+        fn = score_fn(net, k_drop, params)
         bc = diffusion.dsm_loss_per_sample(fn, action, k_loss, obs).mean()
         if extra_loss is None:
             return bc, {"bc_loss": bc}
         extra, metrics = extra_loss(params, k_extra)
         return bc + extra, {"bc_loss": bc, **metrics}
 
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(net.params)
-    updates, opt_state = tx.update(grads, net.opt_state, net.params)
-    net = net.replace(params=optax.apply_updates(net.params, updates), opt_state=opt_state)
-    return net, metrics
+    net, step = net.apply_loss_fn(loss_fn)
+    return net, step.aux
 
 
-class DiffusionFinetuneAgent:
-    """Skeleton of a diffusion fine-tuning method (the Agent protocol of agents/base.py).
+class PolicyCriticState(struct.PyTreeNode):
+    """The state of a method that trains the policy and an IQL critic (idql, dql, qsm, dipo)."""
 
-    The constructor takes the pre-trained agent's policy network module (`EDPAgent.policy_net`):
-    the fine-tuned policy has exactly its architecture. `init(key, pretrained_policy)` builds
-    the state from the pre-trained `TrainedNet` (`EDPState.policy`); critics and energies are
-    fresh (docs/method.md §3.5). Learning is one jitted call (lax.scan over the batch's iters axis);
-    acting is one jitted call whatever `step` and `eval_mode` are.
+    policy: TrainState  # the fine-tuned copy of the pre-trained policy: the acting policy
+    critic: iql.IQLState
+
+
+class DiffusionFinetuneAgent(Agent):
+    """Skeleton of a diffusion fine-tuning method.
+
+    The constructor takes the pre-trained policy (`EDPState.policy`, a `TrainState` of an
+    `ActionScoreNet`): the fine-tuned policy has exactly its architecture and starts from its
+    weights; critics and energies are fresh (docs/method.md §3.5). Learning is one jitted call
+    (lax.scan over the batch's iters axis); acting is one jitted call whatever `step` and
+    `eval_mode` are.
 
     Evaluation modes beyond the paper's one sample (`eval_modes`, run by the loop when asked,
     `act_eval`): `zero_noise`, the policy's deterministic low-noise action (`zero_noise_actions`
     of `state.policy`; for idql, without its best-of-N selection, which needs distinct samples).
     """
 
-    name: str = "diffusion"
+    name: ClassVar[str] = "diffusion"
     eval_modes: tuple[str, ...] = ("zero_noise",)
 
-    def __init__(self, cfg: DiffusionFinetuneConfig, policy_net: ActionScoreNet, obs_dim: int,
+    def __init__(self, cfg: DiffusionFinetuneConfig, pretrained_policy: TrainState, obs_dim: int,
                  action_dim: int):
         cfg.check()
+        policy_net = pretrained_policy.module
         if not isinstance(policy_net, ActionScoreNet):
-            raise ValueError(f"{self.name}: policy_net must be an ActionScoreNet, "
+            raise ValueError(f"{self.name}: the pre-trained policy must be an ActionScoreNet, "
                              f"got {type(policy_net).__name__}")
         if policy_net.action_dim != action_dim:
             raise ValueError(f"{self.name}: policy_net action_dim={policy_net.action_dim} "
                              f"must equal action_dim={action_dim}")
-        self.cfg = cfg
-        self.obs_dim, self.action_dim = obs_dim, action_dim
-        self.batch_size = cfg.batch_size
-        self.updates_per_step = cfg.updates_per_step
-        self.update_every = cfg.update_every
-        self.learning_starts = cfg.learning_starts
+        super().__init__(cfg, obs_dim, action_dim)
+        self.cfg, self.pretrained = cfg, pretrained_policy
         self.policy_net = policy_net
         self.policy_tx = optax.adam(cfg.policy_lr)
-        self.critic = iql.make_iql(cfg.critic)
         self._act_jit = jax.jit(self._act)
         self._uniform_jit = jax.jit(lambda obs, key: jax.random.uniform(
             key, (obs.shape[0], self.action_dim), obs.dtype, -1.0, 1.0))
         self._zero_noise_jit = jax.jit(lambda state, obs: zero_noise_actions(
-            self.policy_net, state.policy, obs, self.cfg.diffusion_steps))
-        self._update = jax.jit(functools.partial(scan_iterations, self._update_once))
+            state.policy, obs, self.cfg.diffusion_steps))
 
-    # -- the Agent protocol -------------------------------------------------------------------
-
-    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> Any:
-        raise NotImplementedError
+    def init(self, key: jax.Array) -> Any:
+        """The pre-trained policy (fresh Adam state) and a fresh critic."""
+        return PolicyCriticState(policy=self.trainable_policy(),
+                                 critic=iql.init_iql(self.cfg.critic, key, self.obs_dim,
+                                                     self.action_dim))
 
     def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
@@ -217,28 +200,24 @@ class DiffusionFinetuneAgent:
                              f"{', '.join(self.eval_modes)}")
         return self._zero_noise_jit(state, jnp.asarray(observation, jnp.float32))
 
-    def update(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
-        return self._update(state, batch, key)
-
     # -- what a method writes -----------------------------------------------------------------
 
     def _act(self, state: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
         """One unguided sample of `state.policy` per state."""
-        return sample_actions(self.policy_net, state.policy, obs, key, self.cfg.diffusion_steps)
+        return sample_actions(state.policy, obs, key, self.cfg.diffusion_steps)
 
-    def _update_once(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, Metrics]:
-        raise NotImplementedError
-
-    def critic_step(self, critic: iql.IQLState, policy: TrainedNet, batch: Batch,
+    def critic_step(self, critic: iql.IQLState, policy: TrainState, batch: Batch,
                     key: jax.Array) -> tuple[iql.IQLState, Metrics]:
         """One critic iteration; with `critic.backup="policy"` it bootstraps on one unguided
         sample a' of `policy` at s' (key folded, so the other streams stay as without it)."""
         next_action = None
         if self.cfg.critic.backup == "policy":
-            next_action = sample_actions(self.policy_net, policy, batch["next_observation"],
+            next_action = sample_actions(policy, batch["next_observation"],
                                          jax.random.fold_in(key, 0x5EED), self.cfg.diffusion_steps)
-        return iql.update_iql(self.cfg.critic, self.critic, critic, batch, next_action)
+        return iql.update_iql(self.cfg.critic, critic, batch, next_action)
 
-    def _check_and_copy(self, pretrained_policy: TrainedNet) -> TrainedNet:
-        check_pretrained(self.policy_net, pretrained_policy, self.obs_dim, self.action_dim)
-        return fresh_copy(pretrained_policy, self.policy_tx)
+    def trainable_policy(self) -> TrainState:
+        """The pre-trained weights with a fresh optimiser state (the reference's `init_from`)."""
+        check_pretrained(self.policy_net, self.pretrained, self.obs_dim, self.action_dim)
+        return TrainState.from_params(self.policy_net, self.policy_tx, self.pretrained.params,
+                                      self.pretrained.constants)

@@ -14,20 +14,20 @@ from pathlib import Path
 from typing import Literal
 
 from edp.agents.ddpg import DDPGConfig
-from edp.config import PRESETS, ConfigError, check_env, check_episodes, check_run
+from edp.config import PRESETS, ConfigError, RunConfig, check_env, check_episodes, check_run
 from edp.finetune.common import DiffusionFinetuneConfig
 from edp.finetune.dipo import DIPOConfig
 from edp.finetune.dql import DQLConfig
 from edp.finetune.edp import EDPFinetuneConfig
 from edp.finetune.idql import IDQLConfig
-from edp.finetune.methods import FINETUNE_METHODS
+from edp.finetune.methods import DIFFUSION_METHODS, FINETUNE_METHODS
 from edp.finetune.qsm import QSMConfig
 
 Method = Literal["ddpg", "edp", "idql", "dql", "qsm", "dipo"]
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(RunConfig):
     """Fine-tuning on a downstream task, from a pre-training snapshot or from scratch."""
 
     env: str = "urlb/walker_run"
@@ -38,21 +38,8 @@ class FinetuneConfig:
     snapshot: Path | None = None
     """Pre-training run directory (its latest snapshot) or one snapshot directory
     (<run>/snapshots/<frame>); omitted: train from scratch (ddpg only)."""
-    preset: Literal["paper", "fast"] = "fast"
-    """Hyper-parameter preset: `paper` (reference values) or `fast` (sized for a 2-core CPU)."""
-    frames: int = 100_000
-    """Environment frames of fine-tuning."""
-    seed: int = 0
-    """Seed of every random number in the run."""
-    out: Path = Path("runs")
-    """Run root; the run directory is <out>/<env>/<method>_from_<agent>/<seed>-<id>
-    (<method>_scratch without a snapshot)."""
-    seed_frames: int = 4000
-    """Frames before learning starts (ddpg acts uniformly at random during them)."""
     eval_every: int = 10_000
     """Frames between deterministic evaluations (frame 0 included; 0: only at the end)."""
-    eval_episodes: int = 5
-    """Episodes per evaluation (ExDM: 5, URLB: 10)."""
     eval_zero_noise: bool = False
     """Diffusion methods: also evaluate the low-noise policy (solver from x_T = 0, one
     deterministic action per state) on the same start states, in eval.csv's zero_noise_*
@@ -60,25 +47,6 @@ class FinetuneConfig:
     video: bool = False
     """Render the first episode of the final evaluation to <run>/videos/<frame>.mp4 (URLB
     envs; `edp eval --video` renders any run's latest checkpoint)."""
-    num_envs: int = 1
-    """Parallel environment copies stepped in lock-step."""
-    replay_capacity: int = 1_000_000
-    """Replay buffer capacity in transitions (fine-tuning starts with an empty buffer)."""
-    nstep: int = 3
-    """n of the n-step returns sampled from the replay buffer."""
-    discount: float = 0.99
-    """Discount factor gamma."""
-    log_every: int = 5000
-    """Frames between metric log lines and progress reports."""
-    checkpoint_every: int = 50_000
-    """Frames between resumable checkpoints (0: only at the end)."""
-    maze_strict: bool = False
-    """Mazes: forbid the reference's corner leaks through walls."""
-    quiet: bool = False
-    """Do not print progress lines."""
-    wandb_project: str | None = None
-    """Also log metrics.jsonl to this W&B project (needs the `wandb` extra: pip install
-    'edp[wandb]'; WANDB_MODE=offline logs under <run>/wandb/)."""
     ddpg: DDPGConfig = field(default_factory=lambda: DDPGConfig(update_every=2))
     """DDPG (method ddpg): taken from the snapshot's backbone, updated every 2 env steps."""
     edp: EDPFinetuneConfig = field(default_factory=EDPFinetuneConfig)
@@ -92,8 +60,8 @@ class FinetuneConfig:
     dipo: DIPOConfig = field(default_factory=DIPOConfig)
     """DIPO: replay actions improved along grad Q, then cloned (method dipo)."""
 
-    def method_config(self) -> DiffusionFinetuneConfig:
-        """The chosen diffusion method's config group."""
+    def method_config(self) -> DDPGConfig | DiffusionFinetuneConfig:
+        """The chosen method's config group."""
         return getattr(self, self.method)
 
 
@@ -107,14 +75,14 @@ def validate(cfg: FinetuneConfig) -> None:
     check_episodes("eval-episodes", cfg.eval_episodes, 1)
     if cfg.eval_every < 0:
         raise ConfigError(f"eval-every={cfg.eval_every} must be >= 0")
-    if cfg.eval_zero_noise and cfg.method == "ddpg":
+    if cfg.eval_zero_noise and cfg.method not in DIFFUSION_METHODS:
         raise ConfigError("eval-zero-noise is for diffusion methods: ddpg already evaluates "
                           "its actor's mean action")
     if cfg.method != "ddpg" and cfg.snapshot is None:
         raise ConfigError(f"method {cfg.method} fine-tunes a pre-trained diffusion policy: "
                           "give --snapshot <EDP pre-training run>")
     try:
-        cfg.ddpg.check() if cfg.method == "ddpg" else cfg.method_config().check()
+        cfg.method_config().check()
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 
@@ -124,7 +92,7 @@ def resolve(cfg: FinetuneConfig) -> FinetuneConfig:
     ddpg = dataclasses.replace(cfg.ddpg, num_expl_steps=cfg.seed_frames,
                                learning_starts=cfg.seed_frames)
     methods = {name: dataclasses.replace(getattr(cfg, name), learning_starts=cfg.seed_frames)
-               for name in FINETUNE_METHODS[1:]}
+               for name in DIFFUSION_METHODS}
     return dataclasses.replace(cfg, ddpg=ddpg, **methods)
 
 

@@ -17,12 +17,16 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
 from edp.agents.base import Batch, Metrics
 from edp.finetune import iql
-from edp.finetune.common import DiffusionFinetuneAgent, DiffusionFinetuneConfig, policy_dsm_step
-from edp.score_models import TrainedNet
+from edp.finetune.common import (
+    DiffusionFinetuneAgent,
+    DiffusionFinetuneConfig,
+    PolicyCriticState,
+    policy_dsm_step,
+)
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,17 +53,12 @@ class DIPOConfig(DiffusionFinetuneConfig):
         ]
 
 
-class DIPOState(struct.PyTreeNode):
-    policy: TrainedNet
-    critic: iql.IQLState
-
-
-def improve_actions(cfg: DIPOConfig, nets: iql.IQLNets, q_params, obs: jax.Array,
-                    action: jax.Array) -> jax.Array:
+def improve_actions(cfg: DIPOConfig, q: TrainState, obs: jax.Array, action: jax.Array
+                    ) -> jax.Array:
     """Clipped Adam ascent of min-twin q0 in the actions, clamped to [-1, 1]: (B, A)."""
     tx = optax.chain(optax.clip_by_global_norm(cfg.action_grad_norm * action.shape[-1]),
                      optax.adam(cfg.action_lr, eps=cfg.action_eps))
-    loss = lambda a: -jnp.sum(iql.q_min(nets, q_params, obs, a))
+    loss = lambda a: -jnp.sum(iql.q_min(q, obs, a))
 
     def step(carry, _):
         a, opt_state = carry
@@ -74,17 +73,12 @@ def improve_actions(cfg: DIPOConfig, nets: iql.IQLNets, q_params, obs: jax.Array
 class DIPOAgent(DiffusionFinetuneAgent):
     name = "dipo"
 
-    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> DIPOState:
-        return DIPOState(policy=self._check_and_copy(pretrained_policy),
-                         critic=iql.init_iql(self.critic, key, self.obs_dim, self.action_dim))
-
-    def _update_once(self, state: DIPOState, batch: Batch, key: jax.Array
-                     ) -> tuple[DIPOState, Metrics]:
+    def _update_once(self, state: PolicyCriticState, batch: Batch, key: jax.Array
+                     ) -> tuple[PolicyCriticState, Metrics]:
         obs, action = batch["observation"], batch["action"]
-        improved = improve_actions(self.cfg, self.critic, state.critic.q, obs, action)
-        policy, metrics = policy_dsm_step(self.policy_net, self.policy_tx, state.policy,
-                                          improved, obs, key)
+        improved = improve_actions(self.cfg, state.critic.q, obs, action)
+        policy, metrics = policy_dsm_step(state.policy, improved, obs, key)
         critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
         shift = jnp.linalg.norm(improved - action, axis=-1).mean()
-        return DIPOState(policy=policy, critic=critic), {**metrics, **critic_metrics,
+        return PolicyCriticState(policy=policy, critic=critic), {**metrics, **critic_metrics,
                                                          "action_shift": shift}

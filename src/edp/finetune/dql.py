@@ -14,18 +14,16 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from edp import diffusion
 from edp.agents.base import Batch, Metrics
-from edp.finetune import iql
 from edp.finetune.common import (
     DiffusionFinetuneAgent,
     DiffusionFinetuneConfig,
+    PolicyCriticState,
     per_call_dropout_score_fn,
     policy_dsm_step,
 )
-from edp.score_models import TrainedNet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +39,6 @@ class DQLConfig(DiffusionFinetuneConfig):
         return super().rules() + [("eta", self.eta >= 0, ">= 0")]
 
 
-class DQLState(struct.PyTreeNode):
-    policy: TrainedNet
-    critic: iql.IQLState
-
-
 def normalised_q_loss(q1: jax.Array, q2: jax.Array, use_q1: jax.Array) -> jax.Array:
     """-mean(q1)/|q2|-scale or -mean(q2)/|q1|-scale (scales detached), chosen by use_q1."""
     scale1 = jax.lax.stop_gradient(jnp.mean(jnp.abs(q1)))
@@ -56,25 +49,20 @@ def normalised_q_loss(q1: jax.Array, q2: jax.Array, use_q1: jax.Array) -> jax.Ar
 class DQLAgent(DiffusionFinetuneAgent):
     name = "dql"
 
-    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> DQLState:
-        return DQLState(policy=self._check_and_copy(pretrained_policy),
-                        critic=iql.init_iql(self.critic, key, self.obs_dim, self.action_dim))
-
-    def _update_once(self, state: DQLState, batch: Batch, key: jax.Array
-                     ) -> tuple[DQLState, Metrics]:
+    def _update_once(self, state: PolicyCriticState, batch: Batch, key: jax.Array
+                     ) -> tuple[PolicyCriticState, Metrics]:
         obs = batch["observation"]
-        constants = state.policy.constants
 
         def q_term(params, k):
             k_noise, k_drop, k_coin = jax.random.split(k, 3)
-            fn = per_call_dropout_score_fn(self.policy_net, params, constants, k_drop)
+            fn = per_call_dropout_score_fn(state.policy, params, k_drop)
             x_T = jax.random.normal(k_noise, (obs.shape[0], self.action_dim), obs.dtype)
             actions = diffusion.dpm_solver_pp(fn, x_T, obs, self.cfg.diffusion_steps)
-            q1, q2 = self.critic.q.apply({"params": state.critic.q}, actions, obs)
+            q1, q2 = state.critic.q.apply(actions, obs)
             loss = normalised_q_loss(q1, q2, jax.random.bernoulli(k_coin, 0.5))
             return self.cfg.eta * loss, {"policy_q_loss": loss}
 
-        policy, metrics = policy_dsm_step(self.policy_net, self.policy_tx, state.policy,
-                                          batch["action"], obs, key, extra_loss=q_term)
+        policy, metrics = policy_dsm_step(state.policy, batch["action"], obs, key,
+                                          extra_loss=q_term)
         critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
-        return DQLState(policy=policy, critic=critic), {**metrics, **critic_metrics}
+        return PolicyCriticState(policy=policy, critic=critic), {**metrics, **critic_metrics}

@@ -55,11 +55,11 @@ from edp.finetune import iql
 from edp.finetune.common import (
     DiffusionFinetuneAgent,
     DiffusionFinetuneConfig,
-    frozen,
     sample_actions,
 )
-from edp.networks import ActionScoreNet, GuidanceEnergy
-from edp.score_models import TrainedNet, score_fn
+from edp.networks import GuidanceEnergy
+from edp.score_models import score_fn
+from edp.train_state import TrainState
 
 NEGATIVE_SOURCES = ("finetuned", "pretrained")
 QFn = Callable[[jax.Array, jax.Array], jax.Array]  # (obs (..., S), action (..., A)) -> (...)
@@ -104,9 +104,9 @@ class EDPFinetuneConfig(DiffusionFinetuneConfig):
 
 
 class EDPFinetuneState(struct.PyTreeNode):
-    pretrained: TrainedNet  # frozen pre-trained policy (no optimiser state)
-    policy: TrainedNet  # the fine-tuned copy: the acting policy
-    energy: TrainedNet  # f_psi
+    pretrained: TrainState  # frozen pre-trained policy (no optimiser state)
+    policy: TrainState  # the fine-tuned copy: the acting policy
+    energy: TrainState  # f_psi
     critic: iql.IQLState
 
 
@@ -114,13 +114,12 @@ class EDPFinetuneState(struct.PyTreeNode):
 # Pure pieces
 
 
-def energy_guidance(module: GuidanceEnergy, energy: TrainedNet, scale: float
-                    ) -> diffusion.GuidanceFn:
+def energy_guidance(energy: TrainState, scale: float) -> diffusion.GuidanceFn:
     """g(x, t, s) = scale * grad_x f_psi(x, t, s), detached from psi."""
-    variables = {"params": jax.lax.stop_gradient(energy.params), "constants": energy.constants}
+    params = jax.lax.stop_gradient(energy.params)
 
     def fn(x, t, cond):
-        grad = jax.grad(lambda x_: module.apply(variables, x_, t, cond).sum())(x)
+        grad = jax.grad(lambda x_: energy.apply(x_, t, cond, params=params).sum())(x)
         return scale * grad
 
     return fn
@@ -163,59 +162,57 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
 
     name = "edp"
 
-    def __init__(self, cfg: EDPFinetuneConfig, policy_net: ActionScoreNet, obs_dim: int,
+    def __init__(self, cfg: EDPFinetuneConfig, pretrained_policy: TrainState, obs_dim: int,
                  action_dim: int, q_fn: QFn | None = None):
-        super().__init__(cfg, policy_net, obs_dim, action_dim)
+        super().__init__(cfg, pretrained_policy, obs_dim, action_dim)
         self.energy_net = GuidanceEnergy(cfg.energy_hidden_dim, cfg.energy_layers)
         self.energy_tx = optax.adam(cfg.energy_lr)
         self.q_fn = q_fn
 
-    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> EDPFinetuneState:
+    def init(self, key: jax.Array) -> EDPFinetuneState:
         """Frozen pre-trained policy, its trainable copy, fresh energy and critic."""
-        policy = self._check_and_copy(pretrained_policy)
+        policy = self.trainable_policy()
         k_energy, k_critic = jax.random.split(key)
-        energy = TrainedNet.create(
+        energy = TrainState.create(
             self.energy_net, self.energy_tx, k_energy, jnp.zeros((1, self.action_dim)),
             jnp.zeros((1,)), jnp.zeros((1, self.obs_dim)))
         return EDPFinetuneState(
-            pretrained=frozen(pretrained_policy), policy=policy, energy=energy,
-            critic=iql.init_iql(self.critic, k_critic, self.obs_dim, self.action_dim))
+            pretrained=TrainState.from_params(self.policy_net, None, self.pretrained.params,
+                                              self.pretrained.constants),
+            policy=policy, energy=energy,
+            critic=iql.init_iql(self.cfg.critic, k_critic, self.obs_dim, self.action_dim))
 
-    def guidance(self, energy: TrainedNet) -> diffusion.GuidanceFn:
-        return energy_guidance(self.energy_net, energy, self.cfg.guidance_scale)
+    def guidance(self, energy: TrainState) -> diffusion.GuidanceFn:
+        return energy_guidance(energy, self.cfg.guidance_scale)
 
     def teacher_samples(self, state: EDPFinetuneState, obs: jax.Array, key: jax.Array
                         ) -> jax.Array:
         """One guided sample per state from the frozen pre-trained policy: (B, A)."""
-        return sample_actions(self.policy_net, state.pretrained, obs, key,
-                              self.cfg.diffusion_steps, guidance_fn=self.guidance(state.energy))
+        return sample_actions(state.pretrained, obs, key, self.cfg.diffusion_steps,
+                              guidance_fn=self.guidance(state.energy))
 
     def distill_step(self, state: EDPFinetuneState, obs: jax.Array, teacher: jax.Array,
-                     key: jax.Array) -> tuple[TrainedNet, jax.Array]:
+                     key: jax.Array) -> tuple[TrainState, jax.Array]:
         """One Adam step of the fine-tuned net toward s_pre + guidance at noisy teachers."""
         k_t, k_z, k_pre, k_ft = jax.random.split(key, 4)
         t = diffusion.sample_train_times(k_t, (obs.shape[0],))
         x_t = diffusion.perturb(teacher, t, jax.random.normal(k_z, teacher.shape))
         sigma = diffusion.alpha_sigma(t)[1]
-        pre = score_fn(self.policy_net, state.pretrained.params, state.pretrained.constants,
-                       k_pre)  # train mode: dropout on in the target, as the reference
+        pre = score_fn(state.pretrained, k_pre)  # train mode: dropout on, as the reference
         target = jax.lax.stop_gradient(pre(x_t, t, obs) + self.guidance(state.energy)(x_t, t, obs))
-        net = state.policy
 
         def loss_fn(params):
-            student = score_fn(self.policy_net, params, net.constants, k_ft)(x_t, t, obs)
-            return distillation_loss(student, target, sigma)
+            student = score_fn(state.policy, k_ft, params)(x_t, t, obs)
+            return distillation_loss(student, target, sigma), None
 
-        loss, grads = jax.value_and_grad(loss_fn)(net.params)
-        updates, opt_state = self.policy_tx.update(grads, net.opt_state, net.params)
-        return net.replace(params=optax.apply_updates(net.params, updates),
-                           opt_state=opt_state), loss
+        policy, step = state.policy.apply_loss_fn(loss_fn)
+        return policy, step.loss
 
     def negatives(self, state: EDPFinetuneState, obs: jax.Array, key: jax.Array) -> jax.Array:
         """M unguided samples per state, (B, M, A), from the fine-tuned policy (reference) or
         the pre-trained one (`negatives_from`)."""
         net = state.policy if self.cfg.negatives_from == "finetuned" else state.pretrained
-        return sample_actions(self.policy_net, net, obs, key, self.cfg.diffusion_steps,
+        return sample_actions(net, obs, key, self.cfg.diffusion_steps,
                               num_samples=self.cfg.num_negatives)
 
     def label_q(self, critic: iql.IQLState, obs: jax.Array, actions: jax.Array) -> jax.Array:
@@ -223,10 +220,10 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
         obs_rep = jnp.broadcast_to(obs[:, None], actions.shape[:2] + obs.shape[-1:])
         if self.q_fn is not None:
             return jax.lax.stop_gradient(self.q_fn(obs_rep, actions))
-        return jax.lax.stop_gradient(iql.q_min(self.critic, critic.q_target, obs_rep, actions))
+        return jax.lax.stop_gradient(iql.q_min(critic.q, obs_rep, actions, critic.q_target))
 
-    def cep_step(self, energy: TrainedNet, obs: jax.Array, negatives: jax.Array,
-                 q_values: jax.Array, key: jax.Array) -> tuple[TrainedNet, Metrics]:
+    def cep_step(self, energy: TrainState, obs: jax.Array, negatives: jax.Array,
+                 q_values: jax.Array, key: jax.Array) -> tuple[TrainState, Metrics]:
         """One Adam step of CEP; one diffusion time per state, shared by its M negatives."""
         batch, m, _ = negatives.shape
         k_t, k_z = jax.random.split(key)
@@ -236,17 +233,14 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
         obs_rep = jnp.broadcast_to(obs[:, None], (batch, m, obs.shape[-1]))
 
         def loss_fn(params):
-            logits = self.energy_net.apply({"params": params, "constants": energy.constants},
-                                           x_t, t_rep, obs_rep)
-            return cep_loss(logits, q_values, self.cfg.alpha, self.cfg.standardise_q)
+            logits = energy.apply(x_t, t_rep, obs_rep, params=params)
+            return cep_loss(logits, q_values, self.cfg.alpha, self.cfg.standardise_q), None
 
-        loss, grads = jax.value_and_grad(loss_fn)(energy.params)
-        updates, opt_state = self.energy_tx.update(grads, energy.opt_state, energy.params)
+        energy, step = energy.apply_loss_fn(loss_fn)
         labels = cep_labels(q_values, self.cfg.alpha, self.cfg.standardise_q)
-        metrics = {"cep_loss": loss, "cep_label_max": labels.max(axis=-1).mean(),
+        metrics = {"cep_loss": step.loss, "cep_label_max": labels.max(axis=-1).mean(),
                    "negative_q_std": q_values.std(axis=-1).mean()}
-        return energy.replace(params=optax.apply_updates(energy.params, updates),
-                              opt_state=opt_state), metrics
+        return energy, metrics
 
     def _update_once(self, state: EDPFinetuneState, batch: Batch, key: jax.Array
                      ) -> tuple[EDPFinetuneState, Metrics]:

@@ -13,17 +13,16 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from edp.agents.base import Batch, Metrics
 from edp.finetune import iql
 from edp.finetune.common import (
     DiffusionFinetuneAgent,
     DiffusionFinetuneConfig,
+    PolicyCriticState,
     policy_dsm_step,
     sample_actions,
 )
-from edp.score_models import TrainedNet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,30 +38,20 @@ class IDQLConfig(DiffusionFinetuneConfig):
         return super().rules() + [("num_candidates", self.num_candidates >= 1, ">= 1")]
 
 
-class IDQLState(struct.PyTreeNode):
-    policy: TrainedNet
-    critic: iql.IQLState
-
-
 class IDQLAgent(DiffusionFinetuneAgent):
     name = "idql"
 
-    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> IDQLState:
-        """The pre-trained policy (fresh Adam state) and a fresh critic."""
-        return IDQLState(policy=self._check_and_copy(pretrained_policy),
-                         critic=iql.init_iql(self.critic, key, self.obs_dim, self.action_dim))
-
-    def _act(self, state: IDQLState, obs: jax.Array, key: jax.Array) -> jax.Array:
-        candidates = sample_actions(self.policy_net, state.policy, obs, key,
-                                    self.cfg.diffusion_steps, self.cfg.num_candidates)
+    def _act(self, state: PolicyCriticState, obs: jax.Array, key: jax.Array) -> jax.Array:
+        candidates = sample_actions(state.policy, obs, key, self.cfg.diffusion_steps,
+                                    self.cfg.num_candidates)
         obs_rep = jnp.broadcast_to(obs[:, None], candidates.shape[:2] + obs.shape[-1:])
-        q = iql.q_min(self.critic, state.critic.q_target, obs_rep, candidates)
+        q = iql.q_min(state.critic.q, obs_rep, candidates, state.critic.q_target)
         best = jnp.argmax(q, axis=-1)
         return jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0]
 
-    def _update_once(self, state: IDQLState, batch: Batch, key: jax.Array
-                     ) -> tuple[IDQLState, Metrics]:
-        policy, metrics = policy_dsm_step(self.policy_net, self.policy_tx, state.policy,
-                                          batch["action"], batch["observation"], key)
+    def _update_once(self, state: PolicyCriticState, batch: Batch, key: jax.Array
+                     ) -> tuple[PolicyCriticState, Metrics]:
+        policy, metrics = policy_dsm_step(state.policy, batch["action"], batch["observation"],
+                                          key)
         critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
-        return IDQLState(policy=policy, critic=critic), {**metrics, **critic_metrics}
+        return PolicyCriticState(policy=policy, critic=critic), {**metrics, **critic_metrics}

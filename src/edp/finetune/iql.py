@@ -23,7 +23,7 @@ actions, so its Q cannot tell the current policy's actions from the behaviour's.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +32,8 @@ from flax import struct
 
 from edp.agents.base import Batch, Metrics, check_fields
 from edp.networks import TwinQ, ValueMLP
+from edp.train_state import Params, TrainState
 
-Params = Any
 REFERENCE_DISCOUNT = 0.99  # the reference's hard-coded IQL bootstrap discount
 BACKUPS = ("value", "policy")
 
@@ -72,41 +72,27 @@ class IQLConfig:
 
 
 class IQLState(struct.PyTreeNode):
-    q: Params
+    q: TrainState  # the twin Q, TwinQ(action, obs)
     q_target: Params
-    value: Params
-    q_opt: optax.OptState
-    value_opt: optax.OptState
+    value: TrainState
 
 
-@dataclasses.dataclass(frozen=True)
-class IQLNets:
-    """Static half of the critic (modules and optimiser), closed over by jitted code."""
-
-    q: TwinQ
-    value: ValueMLP
-    tx: optax.GradientTransformation
-
-
-def make_iql(cfg: IQLConfig) -> IQLNets:
-    return IQLNets(q=TwinQ(cfg.hidden_dim, cfg.num_layers),
-                   value=ValueMLP(cfg.hidden_dim, cfg.num_layers), tx=optax.adam(cfg.lr))
-
-
-def init_iql(nets: IQLNets, key: jax.Array, obs_dim: int, action_dim: int) -> IQLState:
+def init_iql(cfg: IQLConfig, key: jax.Array, obs_dim: int, action_dim: int) -> IQLState:
     """Fresh critic (docs/method.md §3.5: nothing of it survives pre-training); target = copy of
     q0."""
     k_q, k_v = jax.random.split(key)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
-    q = nets.q.init(k_q, action, obs)["params"]
-    value = nets.value.init(k_v, obs)["params"]
-    return IQLState(q=q, q_target=q, value=value, q_opt=nets.tx.init(q),
-                    value_opt=nets.tx.init(value))
+    tx = optax.adam(cfg.lr)
+    q = TrainState.create(TwinQ(cfg.hidden_dim, cfg.num_layers), tx, k_q, action, obs)
+    value = TrainState.create(ValueMLP(cfg.hidden_dim, cfg.num_layers), tx, k_v, obs)
+    return IQLState(q=q, q_target=q.params, value=value)
 
 
-def q_min(nets: IQLNets, q_params: Params, obs: jax.Array, action: jax.Array) -> jax.Array:
-    """min(q1, q2)(s, a) over any leading shape: obs (..., S), action (..., A) -> (...)."""
-    q1, q2 = nets.q.apply({"params": q_params}, action, obs)
+def q_min(q: TrainState, obs: jax.Array, action: jax.Array, params: Params | None = None
+          ) -> jax.Array:
+    """min(q1, q2)(s, a) (at `params`, e.g. the target's, if given) over any leading shape:
+    obs (..., S), action (..., A) -> (...)."""
+    q1, q2 = q.apply(action, obs, params=params)
     return jnp.minimum(q1, q2)
 
 
@@ -123,44 +109,42 @@ def bootstrap_discount(cfg: IQLConfig, discount: jax.Array) -> jax.Array:
     return discount
 
 
-def update_value(cfg: IQLConfig, nets: IQLNets, state: IQLState, obs: jax.Array,
-                 action: jax.Array) -> tuple[IQLState, Metrics]:
+def update_value(cfg: IQLConfig, state: IQLState, obs: jax.Array, action: jax.Array
+                 ) -> tuple[IQLState, Metrics]:
     """One Adam step of V on the expectile loss of u = min-twin q0_target(s, a) - V(s)."""
-    q_target = q_min(nets, state.q_target, obs, action)
+    q_target = q_min(state.q, obs, action, state.q_target)
 
-    def loss_fn(value):
-        v = nets.value.apply({"params": value}, obs)
+    def loss_fn(params):
+        v = state.value.apply(obs, params=params)
         return expectile_loss(q_target - v, cfg.expectile), v
 
-    (loss, v), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.value)
-    updates, value_opt = nets.tx.update(grads, state.value_opt, state.value)
-    state = state.replace(value=optax.apply_updates(state.value, updates), value_opt=value_opt)
-    return state, {"value_loss": loss, "value": v.mean()}
+    value, step = state.value.apply_loss_fn(loss_fn)
+    return state.replace(value=value), {"value_loss": step.loss, "value": step.aux.mean()}
 
 
-def update_q(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch,
+def update_q(cfg: IQLConfig, state: IQLState, batch: Batch,
              next_action: jax.Array | None = None) -> tuple[IQLState, Metrics]:
     """One Adam step of the twin Q on y = r + discount * V(s') (current V), or on
     min-twin q0_target(s', next_action) if given, then the EMA."""
     obs, action, next_obs = batch["observation"], batch["action"], batch["next_observation"]
-    next_v = nets.value.apply({"params": state.value}, next_obs) if next_action is None \
-        else q_min(nets, state.q_target, next_obs, next_action)
+    next_v = state.value.apply(next_obs) if next_action is None \
+        else q_min(state.q, next_obs, next_action, state.q_target)
     y = jax.lax.stop_gradient(
         batch["reward"] + bootstrap_discount(cfg, batch["discount"]) * next_v)
 
-    def loss_fn(q):
-        q1, q2 = nets.q.apply({"params": q}, action, obs)
+    def loss_fn(params):
+        q1, q2 = state.q.apply(action, obs, params=params)
         return 0.5 * (jnp.mean((q1 - y) ** 2) + jnp.mean((q2 - y) ** 2)), (q1, q2)
 
-    (loss, (q1, q2)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.q)
-    updates, q_opt = nets.tx.update(grads, state.q_opt, state.q)
-    q = optax.apply_updates(state.q, updates)
-    target = optax.incremental_update(q, state.q_target, cfg.target_ema)
-    state = state.replace(q=q, q_target=target, q_opt=q_opt)
-    return state, {"q_loss": loss, "q1": q1.mean(), "q2": q2.mean(), "q_target_y": y.mean()}
+    q, step = state.q.apply_loss_fn(loss_fn)
+    target = optax.incremental_update(q.params, state.q_target, cfg.target_ema)
+    q1, q2 = step.aux
+    state = state.replace(q=q, q_target=target)
+    return state, {"q_loss": step.loss, "q1": q1.mean(), "q2": q2.mean(),
+                   "q_target_y": y.mean()}
 
 
-def update_iql(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch,
+def update_iql(cfg: IQLConfig, state: IQLState, batch: Batch,
                next_action: jax.Array | None = None) -> tuple[IQLState, Metrics]:
     """One IQL iteration on one batch slice (no iters axis): V step, Q step, EMA; with
     `backup="policy"`, the Q step on next_action (a' ~ pi(s'), (B, A)) and no V step."""
@@ -169,7 +153,6 @@ def update_iql(cfg: IQLConfig, nets: IQLNets, state: IQLState, batch: Batch,
         raise ValueError(f"critic backup '{cfg.backup}' needs next_action = {wanted}")
     value_metrics = {}
     if next_action is None:
-        state, value_metrics = update_value(cfg, nets, state, batch["observation"],
-                                            batch["action"])
-    state, q_metrics = update_q(cfg, nets, state, batch, next_action)
+        state, value_metrics = update_value(cfg, state, batch["observation"], batch["action"])
+    state, q_metrics = update_q(cfg, state, batch, next_action)
     return state, {**value_metrics, **q_metrics, "batch_reward": batch["reward"].mean()}

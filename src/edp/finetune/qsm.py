@@ -15,14 +15,12 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-import optax
-from flax import struct
 
 from edp import diffusion
 from edp.agents.base import Batch, Metrics
-from edp.finetune import iql
-from edp.finetune.common import DiffusionFinetuneAgent, DiffusionFinetuneConfig
-from edp.score_models import TrainedNet, score_fn
+from edp.finetune.common import DiffusionFinetuneAgent, DiffusionFinetuneConfig, PolicyCriticState
+from edp.score_models import score_fn
+from edp.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,16 +36,10 @@ class QSMConfig(DiffusionFinetuneConfig):
         return super().rules() + [("q_grad_scale", self.q_grad_scale > 0, "> 0")]
 
 
-class QSMState(struct.PyTreeNode):
-    policy: TrainedNet
-    critic: iql.IQLState
-
-
-def q_score_target(nets: iql.IQLNets, q_params, x: jax.Array, obs: jax.Array, scale: float
-                   ) -> jax.Array:
+def q_score_target(q: TrainState, x: jax.Array, obs: jax.Array, scale: float) -> jax.Array:
     """scale * (grad_x q1 + grad_x q2) / 2 at (x, s), per sample: (B, A)."""
     def mean_q_sum(x_):
-        q1, q2 = nets.q.apply({"params": q_params}, x_, obs)
+        q1, q2 = q.apply(x_, obs)
         return 0.5 * (q1 + q2).sum()
 
     return scale * jax.grad(mean_q_sum)(x)
@@ -56,29 +48,22 @@ def q_score_target(nets: iql.IQLNets, q_params, x: jax.Array, obs: jax.Array, sc
 class QSMAgent(DiffusionFinetuneAgent):
     name = "qsm"
 
-    def init(self, key: jax.Array, pretrained_policy: TrainedNet) -> QSMState:
-        return QSMState(policy=self._check_and_copy(pretrained_policy),
-                        critic=iql.init_iql(self.critic, key, self.obs_dim, self.action_dim))
-
-    def _update_once(self, state: QSMState, batch: Batch, key: jax.Array
-                     ) -> tuple[QSMState, Metrics]:
+    def _update_once(self, state: PolicyCriticState, batch: Batch, key: jax.Array
+                     ) -> tuple[PolicyCriticState, Metrics]:
         obs, action = batch["observation"], batch["action"]
         k_t, k_z, k_drop = jax.random.split(key, 3)
         t = diffusion.sample_train_times(k_t, (obs.shape[0],))
         x_t = diffusion.perturb(action, t, jax.random.normal(k_z, action.shape))
         sigma = diffusion.alpha_sigma(t)[1]
         target = jax.lax.stop_gradient(
-            q_score_target(self.critic, state.critic.q, x_t, obs, self.cfg.q_grad_scale))
-        net = state.policy
+            q_score_target(state.critic.q, x_t, obs, self.cfg.q_grad_scale))
 
         def loss_fn(params):
-            score = score_fn(self.policy_net, params, net.constants, k_drop)(x_t, t, obs)
-            return jnp.mean((sigma[:, None] * score - target) ** 2)
+            score = score_fn(state.policy, k_drop, params)(x_t, t, obs)
+            return jnp.mean((sigma[:, None] * score - target) ** 2), None
 
-        loss, grads = jax.value_and_grad(loss_fn)(net.params)
-        updates, opt_state = self.policy_tx.update(grads, net.opt_state, net.params)
-        policy = net.replace(params=optax.apply_updates(net.params, updates), opt_state=opt_state)
+        policy, step = state.policy.apply_loss_fn(loss_fn)
         critic, critic_metrics = self.critic_step(state.critic, policy, batch, key)
-        metrics = {"qsm_loss": loss, "qsm_target_norm": jnp.linalg.norm(target, axis=-1).mean(),
-                   **critic_metrics}
-        return QSMState(policy=policy, critic=critic), metrics
+        metrics = {"qsm_loss": step.loss,
+                   "qsm_target_norm": jnp.linalg.norm(target, axis=-1).mean(), **critic_metrics}
+        return PolicyCriticState(policy=policy, critic=critic), metrics

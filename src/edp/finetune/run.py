@@ -19,7 +19,7 @@ from edp.agents import ddpg
 from edp.checkpoint import CheckpointError
 from edp.config import ConfigError
 from edp.finetune.config import FinetuneConfig, resolve, validate
-from edp.finetune.methods import make_method
+from edp.finetune.methods import NEEDS, make_method
 from edp.loop import LoopResult, LoopSettings
 from edp.train import make_envs, train, write_result
 
@@ -30,42 +30,31 @@ def run_label(cfg: FinetuneConfig, pretrained_agent: str | None) -> str:
 
 
 def builder(cfg: FinetuneConfig, snap: snapshots.Snapshot | None):
-    """(env) -> (agent, init_fn) for the method; checks the snapshot's agent kind."""
-    if snap is not None and cfg.method == "ddpg" and not hasattr(snap.agent, "nets"):
-        raise CheckpointError(f"snapshot {snap.path} is of agent {snap.meta['agent']}, which "
-                              "has no DDPG actor to fine-tune")
-    if snap is not None and cfg.method != "ddpg" and not hasattr(snap.agent, "policy_net"):
-        raise CheckpointError(f"method {cfg.method} needs a diffusion policy: snapshot "
-                              f"{snap.path} is of agent {snap.meta['agent']}, not edp")
+    """(env) -> the method's agent, whose `init` starts from the snapshot; checks first that
+    the snapshot's agent hands over what the method needs."""
+    if snap is not None and NEEDS[cfg.method] not in snap.agent.handoff:
+        agent = snap.meta["agent"]
+        raise CheckpointError(
+            f"snapshot {snap.path} is of agent {agent}, which has no DDPG actor to fine-tune"
+            if cfg.method == "ddpg" else f"method {cfg.method} needs a diffusion policy: "
+            f"snapshot {snap.path} is of agent {agent}, not edp")
 
     def build(env):
         if cfg.method == "ddpg":
-            agent = ddpg.DDPGAgent(cfg.ddpg, env.observation_dim, env.action_dim,
-                                   name="ddpg", intrinsic=False)
             if snap is None:
-                return agent, None
-            backbone = snap.state if isinstance(snap.state, ddpg.DDPGState) else \
-                snap.state.backbone
-            start = getattr(snap.agent, "finetune_start", ddpg.init_from_snapshot)
-            if hasattr(snap.agent, "finetune_agent"):  # skill agents keep the skill as an input
-                agent = snap.agent.finetune_agent(cfg.ddpg)
-                start, backbone = agent.init_from_snapshot, snap.state
-
+                return ddpg.DDPGAgent(cfg.ddpg, env.observation_dim, env.action_dim,
+                                      intrinsic=False)
+            agent = snap.agent.finetune_agent(cfg.ddpg, snap.state)
             try:  # shapes checked now, before a run directory exists
-                jax.eval_shape(lambda k: start(agent.init(k), backbone), jax.random.PRNGKey(0))
+                jax.eval_shape(agent.init, jax.random.PRNGKey(0))
             except ValueError as exc:
                 raise CheckpointError(f"snapshot {snap.path}: {exc}") from exc
-
-            def init_fn(key):
-                return start(agent.init(key), backbone)
-
-            return agent, init_fn
+            return agent
         try:
-            agent = make_method(cfg.method, snap.agent.policy_net, env.observation_dim,
-                                env.action_dim, cfg.method_config())
+            return make_method(cfg.method, snap.state.policy, env.observation_dim,
+                               env.action_dim, cfg.method_config())
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        return agent, lambda key: agent.init(key, snap.state.policy)
 
     return build
 
