@@ -189,17 +189,21 @@ class Trainer:
                 stored_meta = meta
                 self.step += 1
                 obs = out.observation
+                log_due = self._due(s.log_every, env.num_envs)
                 if out.done:
                     self._end_episodes(episode_return)
                     episode_return[:] = 0
                     if self.frame in snapshots:
                         self.save_snapshot()
+                    if log_due:  # before the checkpoint: a kill between the two loses no record
+                        self._log(sinks, progress, metrics)
+                        log_due = False
                     if self._due(s.checkpoint_every, env.num_envs * env.episode_length):
                         self.save_checkpoint()
                     obs = env.reset()
                     meta = stored_meta = self._reset_meta()
                     self.replay.start_episodes(obs)
-                if self._due(s.log_every, env.num_envs):
+                if log_due:
                     self._log(sinks, progress, metrics)
             self.save_snapshot()
             self.save_checkpoint()
