@@ -102,6 +102,7 @@ def table(rows: list[dict]) -> str:
 def figure(rows: list[dict], path: Path) -> None:
     """Mean coverage of each (cell, maze) against the CPU minutes of one seed's run."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -121,6 +122,9 @@ def figure(rows: list[dict], path: Path) -> None:
             ax.annotate(cell, (x, y), fontsize=7, xytext=(3, 2), textcoords="offset points")
         ax.axhline(PAPER[maze][0], color=colour, lw=0.8, ls="--")
     ax.set_xscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}")  # 12, not 1.2 x 10^1
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel("CPU minutes per seed (100k frames, 2 seeds per process)")
     ax.set_ylabel("final coverage (mean of seeds)")
     ax.set_title("EDP maze coverage vs learning budget (dashed: paper)")
