@@ -15,15 +15,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def edp(command: str, args: list[str], out: Path) -> tuple[float, float]:
+def edp(command: str, args: list[str], out: Path | None) -> tuple[float, float]:
     """`edp command args --out out --quiet` in its own process, run from the repository with
     `out` relative to it (so the config.json files it writes hold no machine's paths):
-    (wall seconds, CPU seconds)."""
+    (wall seconds, CPU seconds). out=None for `--resume`, which takes both from the run."""
+    where = [] if out is None else ["--out", os.path.relpath(out, REPO), "--quiet"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "edp.cli", command, *args, "--out",
-                    os.path.relpath(out, REPO),
-                    "--quiet"], check=True, cwd=REPO)
+    subprocess.run([sys.executable, "-m", "edp.cli", command, *args, *where], check=True,
+                   cwd=REPO)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)

@@ -65,7 +65,7 @@ def run_cell(cell: str, maze: str) -> None:
         args = ["--env", f"maze/{maze}", "--agent", "edp", "--preset", "fast",
                 "--seeds", *map(str, SEEDS), *CELLS[cell]]
     print(f"{cell} on {maze}: edp pretrain {' '.join(args)}", flush=True)
-    wall, cpu = edp("pretrain", args, out)
+    wall, cpu = edp("pretrain", args, None if resumable else out)
     for seed in SEEDS:
         (run,) = parent.glob(f"{seed}-*")
         target = RECORDS / cell / maze / run.name

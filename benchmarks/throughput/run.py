@@ -122,6 +122,11 @@ def newest(parent: Path, seed: int) -> Path:
     return max(parent.glob(f"{seed}-*/result.json"), key=lambda p: p.stat().st_mtime).parent
 
 
+def rate(fps: float) -> str:
+    """Frames/s with three significant digits, without an exponent (0.664, 83.2, 1386)."""
+    return f"{fps:.0f}" if fps >= 100 else f"{fps:.3g}"
+
+
 def table() -> None:
     rows = RESULTS.rows()
     speeds = [r for r in rows if r["part"] == "speed"]
@@ -131,7 +136,7 @@ def table() -> None:
               "--- | --- |")
         for r in speeds:
             print(f"| {r['size']} | {r['agent']} | {r['loop']} | {r['seeds']} | "
-                  f"{r['fps_per_seed']:.0f} | {r['fps_total']:.0f} | "
+                  f"{rate(r['fps_per_seed'])} | {rate(r['fps_total'])} | "
                   f"{r['cpu_ms_per_frame']:.2f} | {r['gflops']:.1f} | "
                   f"{100 * r['gemm_share']:.0f}% |")
     covers = [r for r in rows if r["part"] == "coverage"]
