@@ -1,0 +1,122 @@
+"""Where a maze run loses state coverage: between the maze's cells, or inside them? (issue 20)
+
+    python benchmarks/coverage/where_lost.py                      # every run under runs/
+    python benchmarks/coverage/where_lost.py benchmarks/ablation/runs/*/maze/*/edp/*
+
+Coverage counts the 0.05- (0.1-) wide bins that hold at least one of the run's ~102k stored
+states. From a run's visit counts (the coverage.npz of its last checkpoint) this splits the gap
+to full coverage into two parts, for each run:
+- even: the coverage the run's in-maze states would reach if they were spread evenly over the
+  whole maze (about 1.0: 102k states over 12,400 bins on square_tree);
+- cells: the coverage they would reach if each unit cell kept its share of the states but
+  spread them evenly inside it. even - cells is lost *between* cells: some cells get few
+  states (far leaves, dead ends) while others get many;
+- actual: the metric. cells - actual is lost *inside* cells: the states of a cell pile up
+  on few bins (trajectories along walls, a near-deterministic policy repeating its path).
+Leaked states (outside the maze's cells) count in actual, as in the metric, and are shown apart.
+Two more columns say how the states are spread: the share of them in the most visited tenth of
+the cells (0.10 = even across cells), and the share on the border bins of their cell, the ring
+along its four sides where the walls are (19% of a cell's bins at width 0.05).
+Prints a mean per (maze, agent) and writes one row per run to --csv (where_lost.csv beside this
+script by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+
+def split(counts: np.ndarray, maze_name: str) -> dict:
+    """actual / cells / even coverage and the leak share of one run's visit-count grid."""
+    from edp.coverage import CoverageTracker
+    from edp.envs.maze import inside_maze
+
+    tracker = CoverageTracker(maze_name)
+    maze, width = tracker.maze, tracker.maze.bin_width
+    x_min, _, y_min, _ = maze.bounds
+    gx, gy = np.meshgrid(np.arange(counts.shape[0]), np.arange(counts.shape[1]), indexing="ij")
+    centres = np.stack([x_min + (gx.ravel() + 0.5) * width, y_min + (gy.ravel() + 0.5) * width], 1)
+    inside = inside_maze(maze, centres)
+    cell = np.rint(centres).astype(np.int64)
+    flat = counts.ravel()
+    _, cell_id = np.unique(cell[inside], axis=0, return_inverse=True)
+    bins_per_cell = np.bincount(cell_id)
+    states_per_cell = np.bincount(cell_id, weights=flat[inside])
+    filled = lambda bins, states: bins * (1 - (1 - 1 / bins) ** states)  # noqa: E731
+    leak_bins = np.count_nonzero(flat[~inside])
+    offset = np.abs(centres - cell).max(axis=1)  # 0 at a cell's centre, 0.5 - width/2 at a side
+    ring = inside & (offset > 0.5 - width)
+    norm = tracker.normaliser
+    in_maze = flat[inside].sum()
+    return {"actual": np.count_nonzero(flat) / norm,
+            "cells": (filled(bins_per_cell, states_per_cell).sum() + leak_bins) / norm,
+            "even": (filled(inside.sum(), in_maze) + leak_bins) / norm,
+            "leak": leak_bins / norm,
+            "top10_share": np.sort(states_per_cell)[::-1][:max(1, len(states_per_cell) // 10)]
+            .sum() / in_maze,
+            "border_share": flat[ring].sum() / in_maze}
+
+
+def runs_under(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.glob("maze/*/*/*/config.json"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="*", type=Path,
+                        help="maze run directories (default: every run under runs/)")
+    parser.add_argument("--csv", type=Path, default=HERE / "where_lost.csv",
+                        help="where the per-run rows go")
+    parser.add_argument("--by", choices=("agent", "cell"), default="agent",
+                        help="group the table by agent, or by the ablation cell (the name of "
+                        "the directory that holds maze/)")
+    args = parser.parse_args()
+    from edp.checkpoint import latest
+    from edp.envs import EnvId
+    from edp.rundir import read_config
+
+    rows = []
+    for run in args.runs or runs_under(HERE / "runs"):
+        found = latest(run / "checkpoints")
+        if found is None or not (found / "coverage.npz").is_file():
+            print(f"skipped {run}: no checkpoint with coverage.npz", file=sys.stderr)
+            continue
+        config = read_config(run)
+        with np.load(found / "coverage.npz") as data:
+            counts = data["counts"]
+        rows.append({"maze": EnvId.parse(config["env"]).maze,
+                     "agent": run.resolve().parts[-5] if args.by == "cell" else config["agent"],
+                     "seed": config["seed"], "frame": int(found.name),
+                     "run": str(run.resolve().relative_to(REPO)),
+                     **split(counts, EnvId.parse(config["env"]).maze)})
+    if not rows:
+        raise SystemExit("no runs with coverage counts")
+    with open(args.csv, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
+                         for r in rows)
+    print(f"| maze | {args.by} | runs | actual | cells (spread inside cells) | even (spread over "
+          "maze) | lost between cells | lost inside cells | leak | states in top 10% cells | "
+          "states on cell borders |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for key in sorted({(r["maze"], r["agent"]) for r in rows}):
+        mine = [r for r in rows if (r["maze"], r["agent"]) == key]
+        m = {k: np.mean([r[k] for r in mine]) for k in ("actual", "cells", "even", "leak",
+                                                        "top10_share", "border_share")}
+        print(f"| {key[0]} | {key[1]} | {len(mine)} | {m['actual']:.3f} | {m['cells']:.3f} | "
+              f"{m['even']:.3f} | {m['even'] - m['cells']:.3f} | {m['cells'] - m['actual']:.3f} "
+              f"| {m['leak']:.3f} | {m['top10_share']:.2f} | {m['border_share']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
