@@ -19,7 +19,6 @@ table.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -99,7 +98,8 @@ def main() -> None:
             continue
         row = measure(run, args.bin, args.points_per_bin, args.estimates)
         RESULTS.append(row)
-    print("| cell | maze | seed | frame | bin | rho | rho (visited bins) | unvisited / visited | snr |")
+    print("| cell | maze | seed | frame | bin | rho | rho (visited bins) | unvisited / visited "
+          "| snr |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in RESULTS.rows():
         ratio = r["unvisited_over_visited"]
