@@ -37,6 +37,19 @@ def machine() -> str:
             f"{jax.default_backend()}, jax {jax.__version__}, Python {platform.python_version()}")
 
 
+def maze_bins(maze, width: float, shape: tuple[int, int]):
+    """The centres (N, 2) of a grid of `shape` bins of `width` over the maze's bounding box, in
+    the row-major order of `counts.ravel()`, and which of them lie in a maze cell."""
+    import numpy as np
+
+    from edp.envs.maze import inside_maze
+
+    x_min, _, y_min, _ = maze.bounds
+    gx, gy = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    centres = np.stack([x_min + (gx.ravel() + 0.5) * width, y_min + (gy.ravel() + 0.5) * width], 1)
+    return centres, inside_maze(maze, centres)
+
+
 class Results:
     """A results.jsonl: one JSON object per finished measurement, appended as it finishes."""
 

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import REPO, Results  # noqa: E402
+from harness import REPO, Results, maze_bins  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = Results(HERE / "reward_signal.jsonl")
@@ -38,7 +38,7 @@ def measure(run: Path, bin_width: float, points_per_bin: int, estimates: int) ->
     from edp.agents.registry import make_agent
     from edp.config import PretrainConfig, from_json, resolve
     from edp.envs import EnvId
-    from edp.envs.maze import get_maze, inside_maze
+    from edp.envs.maze import get_maze
     from edp.rundir import read_config
 
     cfg = resolve(from_json(PretrainConfig, read_config(run)))
@@ -56,14 +56,10 @@ def measure(run: Path, bin_width: float, points_per_bin: int, estimates: int) ->
     iy = np.clip(((visited[:, 1] - y_min) / bin_width).astype(int), 0, ny - 1)
     counts = np.zeros((nx, ny), np.int64)
     np.add.at(counts, (ix, iy), 1)
-    gx, gy = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")
-    centres = np.stack([x_min + (gx.ravel() + 0.5) * bin_width,
-                        y_min + (gy.ravel() + 0.5) * bin_width], 1)
-    keep = inside_maze(maze, centres)
+    centres, keep = maze_bins(maze, bin_width, (nx, ny))
     bins = np.flatnonzero(keep)
     rng = np.random.default_rng(0)
-    lows = np.stack([x_min + gx.ravel()[bins] * bin_width, y_min + gy.ravel()[bins] * bin_width], 1)
-    points = (np.repeat(lows, points_per_bin, 0)
+    points = (np.repeat(centres[bins] - bin_width / 2, points_per_bin, 0)
               + rng.uniform(0, bin_width, (len(bins) * points_per_bin, 2))).astype(np.float32)
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), estimates)
     draws = np.stack([np.asarray(agent.intrinsic_reward(state, points, k)) for k in keys])

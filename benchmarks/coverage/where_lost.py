@@ -30,22 +30,19 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import REPO, maze_bins  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-sys.path.insert(0, str(REPO / "src"))
 
 
 def split(counts: np.ndarray, maze_name: str) -> dict:
     """actual / cells / even coverage and the leak share of one run's visit-count grid."""
     from edp.coverage import CoverageTracker
-    from edp.envs.maze import inside_maze
 
     tracker = CoverageTracker(maze_name)
-    maze, width = tracker.maze, tracker.maze.bin_width
-    x_min, _, y_min, _ = maze.bounds
-    gx, gy = np.meshgrid(np.arange(counts.shape[0]), np.arange(counts.shape[1]), indexing="ij")
-    centres = np.stack([x_min + (gx.ravel() + 0.5) * width, y_min + (gy.ravel() + 0.5) * width], 1)
-    inside = inside_maze(maze, centres)
+    width = tracker.maze.bin_width
+    centres, inside = maze_bins(tracker.maze, width, counts.shape)
     cell = np.rint(centres).astype(np.int64)
     flat = counts.ravel()
     _, cell_id = np.unique(cell[inside], axis=0, return_inverse=True)
@@ -90,14 +87,13 @@ def main() -> None:
         if found is None or not (found / "coverage.npz").is_file():
             print(f"skipped {run}: no checkpoint with coverage.npz", file=sys.stderr)
             continue
-        config = read_config(run)
+        config, run = read_config(run), run.resolve()
+        maze = EnvId.parse(config["env"]).maze
         with np.load(found / "coverage.npz") as data:
             counts = data["counts"]
-        rows.append({"maze": EnvId.parse(config["env"]).maze,
-                     "agent": run.resolve().parts[-5] if args.by == "cell" else config["agent"],
+        rows.append({"maze": maze, "agent": run.parts[-5] if args.by == "cell" else config["agent"],
                      "seed": config["seed"], "frame": int(found.name),
-                     "run": str(run.resolve().relative_to(REPO)),
-                     **split(counts, EnvId.parse(config["env"]).maze)})
+                     "run": str(run.relative_to(REPO)), **split(counts, maze)})
     if not rows:
         raise SystemExit("no runs with coverage counts")
     with open(args.csv, "w", newline="") as f:
