@@ -90,6 +90,8 @@ def main() -> None:
     done = {(r["run"], r["bin_width"]) for r in RESULTS.rows()}
     for run in args.runs:
         run = run.resolve()
+        if not (run / "config.json").is_file() or not run.is_relative_to(REPO):
+            raise SystemExit(f"{run} is not a run directory inside the repository")
         if (str(run.relative_to(REPO)), args.bin) in done:
             continue
         row = measure(run, args.bin, args.points_per_bin, args.estimates)
