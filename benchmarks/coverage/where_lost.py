@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def main() -> None:
             counts = data["counts"]
         rows.append({"maze": maze, "agent": run.parts[-5] if args.by == "cell" else config["agent"],
                      "seed": config["seed"], "frame": int(found.name),
-                     "run": str(run.relative_to(REPO)), **split(counts, maze)})
+                     "run": os.path.relpath(run, REPO), **split(counts, maze)})
     if not rows:
         raise SystemExit("no runs with coverage counts")
     with open(args.csv, "w", newline="") as f:
