@@ -1,6 +1,7 @@
 """`edp report`: the aggregates checked against brute force and against rliable, and the report
 files."""
 
+import csv
 import itertools
 import json
 import re
@@ -203,6 +204,20 @@ def test_maze_coverage_report_counts_only_pretraining_runs(tmp_path):
     assert "ddpg_from_random | 1 | 1,000" not in report.split("## Fine-tuning")[0]
     assert "| maze/square_a:far_end | ddpg_from_random | 1 | 10,000 | 0.040 |" in report
     assert (tmp_path / "report" / "coverage_curves.png").is_file()
+
+
+def test_results_csv_names_runs_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """Run from a repository's root, the committed results.csv holds no machine's paths."""
+    inside = fake_finetune(tmp_path / "repo" / "runs", "urlb/walker_run", "edp_from_edp", 0,
+                           [0.0, 1.0], 800.0)
+    outside = fake_finetune(tmp_path / "elsewhere", "urlb/walker_run", "edp_from_edp", 1,
+                            [0.0, 1.0], 800.0)
+    monkeypatch.chdir(tmp_path / "repo")
+    assert main(["report", str(inside.parent), str(outside), "--out", "report",
+                 "--bootstrap", "50"]) == 0
+    with open(tmp_path / "repo" / "report" / "results.csv", newline="") as f:
+        paths = {int(row["seed"]): row["path"] for row in csv.DictReader(f)}
+    assert paths == {0: "runs/urlb/walker_run/edp_from_edp/0-000000", 1: str(outside)}
 
 
 def test_report_without_runs_is_a_one_line_error(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Issue 21's walker_stand probes of EDP fine-tuning: label sharpness, critic, evaluation mode.
 
-    python benchmarks/finetune/probe.py <walker EDP snapshot> [--probes NAME ...] [--jobs 2]
+    python benchmarks/finetune/probe.py [<walker EDP snapshot>] [--probes NAME ...] [--jobs 2]
 
 Every probe is `edp finetune --env urlb/walker_stand --method edp --preset fast --seed 0` from
 the snapshot for 50k frames with one set of flags, evaluated both ways (--eval-zero-noise: the
@@ -15,8 +15,9 @@ under <root>/runs/<probe>/ (git-ignored); <root>/results.md and results.csv are 
 after every run from whatever eval.csv and metrics.jsonl hold (unfinished runs included).
 
 The snapshot: the walker EDP pre-training of benchmarks/urlb (400k frames, `fast`, seed 0,
-about 50 minutes here), e.g. ~/edp-bench/urlb/urlb/walker/edp/0-<id>; if it is missing, make it
-with the command `MAKE_SNAPSHOT` below (or benchmarks/urlb/run.py, which makes the same run).
+about 50 minutes here). By default the run that `MAKE_SNAPSHOT` below makes inside the
+repository (benchmarks/finetune/runs/, git-ignored; re-invoke it with `edp pretrain --resume`
+if it was stopped).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent
 TASK, LABEL, SEED = "urlb/walker_stand", "edp_from_edp", 0
-MAKE_SNAPSHOT = ("edp pretrain --env urlb/walker --agent edp --preset fast --seed 0 "
-                 "--frames 400000 --snapshots 100000 400000 --out ~/edp-bench/urlb")
+MAKE_SNAPSHOT = ("edp pretrain --env urlb/walker --agent edp --preset fast --seed 0 --frames "
+                 "400000 --snapshots 100000 400000 --out benchmarks/finetune/runs/pretrain")
+PRETRAINED = HERE / "runs" / "pretrain" / "urlb" / "walker" / "edp"
 SINGLE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
                  "intra_op_parallelism_threads=1"}
 
@@ -123,7 +125,8 @@ def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Pat
     frames = sorted({f for r in rows for f in r.get("frames", [])})
     head = ["probe", "flags", "status", "eval", *[f"{f // 1000}k" for f in frames],
             "CEP label max", "Q std / state", "teacher - negative Q", "fps"]
-    lines = [f"# EDP walker_stand probes ({args.frames:,} frames from {args.snapshot})", "",
+    snapshot = os.path.relpath(args.snapshot, HERE.parent.parent)  # committed: no machine's path
+    lines = [f"# EDP walker_stand probes ({args.frames:,} frames from {snapshot})", "",
              "Expert-normalised return per evaluation: `sample` = one sample per step (the "
              "paper), `zero_noise` = solver from x_T = 0, on the same start states. CEP "
              "statistics: mean of the last two log lines (label max of "
@@ -153,7 +156,8 @@ def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Pat
 def main() -> None:
     grid = probe_grid()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("snapshot", type=Path, help="walker EDP pre-training run or snapshot")
+    parser.add_argument("snapshot", type=Path, nargs="?", help="walker EDP pre-training run or "
+                        "snapshot (default: the seed-0 run MAKE_SNAPSHOT makes)")
     parser.add_argument("--probes", nargs="+", choices=list(grid), default=list(grid))
     parser.add_argument("--frames", type=int, default=50_000)
     parser.add_argument("--seed-frames", type=int, default=4000)
@@ -164,10 +168,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--root", type=Path, default=HERE / "probes")
     args = parser.parse_args()
+    if args.snapshot is None:
+        made = sorted(PRETRAINED.glob("0-*/result.json"))
+        args.snapshot = made[0].parent if made else PRETRAINED / "0-<id>"
     args.snapshot = args.snapshot.expanduser().resolve()
     if not args.snapshot.exists():
         parser.error(f"no snapshot at {args.snapshot}; make the 400k walker one with\n  "
-                     f"{MAKE_SNAPSHOT}\nand pass its run directory")
+                     f"{MAKE_SNAPSHOT}\nand invoke this again (or pass another run directory)")
     args.root.mkdir(parents=True, exist_ok=True)
     print("command:", " ".join(["python", *sys.argv]), flush=True)
     lock = threading.Lock()

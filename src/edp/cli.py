@@ -309,7 +309,8 @@ def report(argv: list[str]) -> int:
                    description="Collect run directories into results.csv, report.md and figures: "
                    "maze coverage (mean, std, bootstrap CI, curves) and fine-tuning studies "
                    "(expert-normalised IQM, mean, median, optimality gap with stratified "
-                   "bootstrap CIs, probability of improvement, curves per method).")
+                   "bootstrap CIs, probability of improvement, curves per method). results.csv "
+                   "names each run relative to the working directory when it lies under it.")
     try:
         path = write_report(cfg)
     except (ConfigError, OSError) as exc:

@@ -600,6 +600,13 @@ def _umask() -> int:
     return mask
 
 
+def _shown(path: Path) -> str:
+    """A run's path for results.csv: relative to the working directory when it lies under it
+    (a report made at a repository's root names its runs portably), else absolute."""
+    path, here = path.absolute(), Path.cwd()
+    return str(path.relative_to(here)) if here in path.parents else str(path)
+
+
 def _write_outputs(cfg: ReportConfig, runs: list[Run], out: Path) -> None:
     rows = coverage_rows(runs, cfg.bootstrap)
     with open(out / "results.csv", "w", newline="") as f:
@@ -612,7 +619,7 @@ def _write_outputs(cfg: ReportConfig, runs: list[Run], out: Path) -> None:
                              "seed": run.seed, "frames": run.frames, "finished": run.finished,
                              "coverage": run.coverage[-1] if run.coverage else "",
                              "score": evals.scores[-1] if evals else "",
-                             "path": str(run.path)})
+                             "path": _shown(run.path)})
     lines = ["# Report", "", f"{len(runs)} runs from {', '.join(map(str, cfg.runs))}.", ""]
     if rows:
         plot_coverage_curves(runs, out / "coverage_curves.png")
