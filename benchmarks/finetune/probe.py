@@ -15,9 +15,9 @@ under <root>/runs/<probe>/ (git-ignored); <root>/results.md and results.csv are 
 after every run from whatever eval.csv and metrics.jsonl hold (unfinished runs included).
 
 The snapshot: the walker EDP pre-training of benchmarks/urlb (400k frames, `fast`, seed 0,
-about 50 minutes here). By default the run that `MAKE_SNAPSHOT` below makes inside the
-repository (benchmarks/finetune/runs/, git-ignored; re-invoke it with `edp pretrain --resume`
-if it was stopped).
+about 50 minutes here), the one its fine-tuning table starts from. By default the run that
+benchmarks/urlb/run.py (or `MAKE_SNAPSHOT` below) makes in benchmarks/urlb/runs/ (git-ignored;
+re-invoke it, or `edp pretrain --resume <run>`, if it was stopped).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TASK, LABEL, SEED = "urlb/walker_stand", "edp_from_edp", 0
 MAKE_SNAPSHOT = ("edp pretrain --env urlb/walker --agent edp --preset fast --seed 0 --frames "
-                 "400000 --snapshots 100000 400000 --out benchmarks/finetune/runs/pretrain")
-PRETRAINED = HERE / "runs" / "pretrain" / "urlb" / "walker" / "edp"
+                 "400000 --snapshots 100000 400000 --out benchmarks/urlb/runs")
+PRETRAINED = HERE.parent / "urlb" / "runs" / "urlb" / "walker" / "edp"
 SINGLE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
                  "intra_op_parallelism_threads=1"}
 

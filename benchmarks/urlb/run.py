@@ -29,9 +29,10 @@ import numpy as np
 from edp.envs import make_env
 from edp.report import ReportConfig, write_report
 
-HERE = Path(__file__).parent
-# Outside the checkout, so finished runs outlive a fresh clone of the work tree.
-RUNS = Path(os.environ.get("EDP_BENCH_ROOT", Path.home() / "edp-bench")) / "urlb"
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+RUNS = HERE / "runs"  # git-ignored; inside the repository, so a re-invocation there continues
+DIFFUSION = ("edp", "idql", "dql", "qsm", "dipo")
 DOMAIN_TASKS = ["urlb/walker_stand", "urlb/quadruped_stand", "urlb/jaco_reach_top_left",
                 "urlb/cheetah_run", "urlb/hopper_hop"]
 SINGLE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
@@ -78,7 +79,7 @@ def run_cli(args: list[str], root: Path, env: str, label: str, seed: int) -> Pat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domain", default="urlb/walker")
-    parser.add_argument("--pretrain-frames", type=int, default=300_000)
+    parser.add_argument("--pretrain-frames", type=int, default=400_000)
     parser.add_argument("--tasks", nargs="+", default=["urlb/walker_stand", "urlb/walker_run"])
     parser.add_argument("--methods", nargs="+", default=["ddpg"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
@@ -88,6 +89,8 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=HERE / "results")
     parser.add_argument("--skip-env-speed", action="store_true")
     args = parser.parse_args()
+    args.root, args.report = args.root.resolve(), args.report.resolve()
+    os.chdir(REPO)  # results.csv names the runs relative to the repository
     print("command:", " ".join(["python", *sys.argv]))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}")
@@ -101,6 +104,7 @@ def main() -> None:
 
     def one(task, method, seed, snap):
         cli = ["finetune", "--env", task, "--method", method, "--frames", str(args.frames)]
+        cli += ["--eval-zero-noise"] if method in DIFFUSION else []  # both evaluations
         label = f"{method}_scratch" if snap is None else f"{method}_from_edp"
         if snap is not None:
             cli += ["--snapshot", str(snap)]
