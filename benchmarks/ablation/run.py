@@ -45,6 +45,8 @@ CELLS = {  # name: flags on top of `--preset fast` (see docs/method.md §5.4 for
                    "--edp.score-time-dim", "128"],
     "ddpg256": ["--ddpg.hidden-dim", "256"],
     "ddpg1024": ["--ddpg.hidden-dim", "1024"],
+    # the two best single knobs per CPU-minute on square_tree, together
+    "ddpg256_iters1": ["--ddpg.hidden-dim", "256", *EVERY_STEP],
 }
 PAPER = {"square_a": (0.99, 0.02), "square_b": (0.99, 0.01), "square_c": (0.98, 0.02),
          "square_d": (0.78, 0.01), "square_tree": (0.91, 0.01),
