@@ -29,8 +29,10 @@ import numpy as np
 from edp.envs import make_env
 from edp.report import ReportConfig, write_report
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import REPO  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
 RUNS = HERE / "runs"  # git-ignored; inside the repository, so a re-invocation there continues
 DIFFUSION = ("edp", "idql", "dql", "qsm", "dipo")
 DOMAIN_TASKS = ["urlb/walker_stand", "urlb/quadruped_stand", "urlb/jaco_reach_top_left",
