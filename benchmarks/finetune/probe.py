@@ -35,11 +35,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import REPO  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 TASK, LABEL, SEED = "urlb/walker_stand", "edp_from_edp", 0
 MAKE_SNAPSHOT = ("edp pretrain --env urlb/walker --agent edp --preset fast --seed 0 --frames "
                  "400000 --snapshots 100000 400000 --out benchmarks/urlb/runs")
-PRETRAINED = HERE.parent / "urlb" / "runs" / "urlb" / "walker" / "edp"
+PRETRAINED = REPO / "benchmarks" / "urlb" / "runs" / "urlb" / "walker" / "edp"
 SINGLE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
                  "intra_op_parallelism_threads=1"}
 
@@ -125,7 +128,7 @@ def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Pat
     frames = sorted({f for r in rows for f in r.get("frames", [])})
     head = ["probe", "flags", "status", "eval", *[f"{f // 1000}k" for f in frames],
             "CEP label max", "Q std / state", "teacher - negative Q", "fps"]
-    snapshot = os.path.relpath(args.snapshot, HERE.parent.parent)  # committed: no machine's path
+    snapshot = os.path.relpath(args.snapshot, REPO)  # committed: no machine's path
     lines = [f"# EDP walker_stand probes ({args.frames:,} frames from {snapshot})", "",
              "Expert-normalised return per evaluation: `sample` = one sample per step (the "
              "paper), `zero_noise` = solver from x_T = 0, on the same start states. CEP "
@@ -182,7 +185,10 @@ def main() -> None:
     def one(name: str) -> None:
         run_probe(name, grid[name], args)
         with lock:  # one writer of the tables at a time
-            rows = [summary(n, grid[n], find_run(args.root / "runs" / n)) for n in args.probes]
+            # every probe run so far, not only this invocation's: a subset keeps the others' rows
+            runs = {n: find_run(args.root / "runs" / n) for n in grid}
+            rows = [summary(n, grid[n], runs[n]) for n in grid
+                    if n in args.probes or runs[n] is not None]
             write_results(rows, args.root, args)
 
     with ThreadPoolExecutor(args.jobs) as pool:
