@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from test_maze import (
     LEAKS,
@@ -167,6 +167,9 @@ def test_moves_inside_one_cell_are_free(name, data, ax, ay, bx, by):
     cell = data.draw(st.sampled_from(sorted(get_maze(name).cells)))
     p = np.array([[cell[0] + ax, cell[1] + ay]], np.float32)
     d = np.array([[bx - ax, by - ay]], np.float32)
+    # XLA on CPU flushes float32 subnormals to zero (a d of 1e-45 moves nothing there)
+    tiny = np.finfo(np.float32).tiny
+    assume(not any(np.any((x != 0) & (np.abs(x) < tiny)) for x in (p, d, p + d)))
     for strict in (False, True):
         np.testing.assert_array_equal(_jax_move(name, p, d, _constant(1), strict), p + d)
 
