@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -22,11 +23,29 @@ def edp(command: str, args: list[str], out: Path | None) -> tuple[float, float]:
     where = [] if out is None else ["--out", os.path.relpath(out, REPO), "--quiet"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "edp.cli", command, *args, *where], check=True,
-                   cwd=REPO)
+    cmd = [sys.executable, "-m", "edp.cli", command, *args, *where]
+    code = subprocess.run(cmd, cwd=REPO).returncode
+    if code:  # its one-line error is printed above; what finished before stays recorded
+        raise SystemExit(f"stopped: `edp {' '.join(cmd[3:])}` exited with {code}")
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def pretrain_group(parent: Path, seeds: list[int], args: list[str], out: Path
+                   ) -> tuple[float, float, bool]:
+    """Train the seeds as one `edp pretrain --seeds` process into `out` (the compiled maze loop),
+    or resume them if each seed has one run directory under `parent` (out/maze/<maze>/<agent>)
+    with a checkpoint; a group stopped before its first checkpoint starts again.
+    (wall seconds, CPU seconds, resumed)."""
+    dirs = [sorted(parent.glob(f"{seed}-*")) for seed in seeds]
+    resumed = all(len(found) == 1 and any((found[0] / "checkpoints").glob("*")) for found in dirs)
+    if resumed:
+        wall, cpu = edp("pretrain", ["--resume", *(str(found[0]) for found in dirs)], None)
+    else:
+        shutil.rmtree(parent, ignore_errors=True)
+        wall, cpu = edp("pretrain", [*args, "--seeds", *map(str, seeds)], out)
+    return wall, cpu, resumed
 
 
 def machine() -> str:

@@ -1,14 +1,18 @@
 """Maze coverage benchmark: agents x mazes x seeds, then `edp report` into this folder.
 
-    python benchmarks/coverage/run.py --agents random edp ddpg --seeds 0 1 2 --jobs 2
+    python benchmarks/coverage/run.py --agents random edp ddpg --seeds 0 1 2
 
-Each run is the real CLI (`edp pretrain`) in its own process, in --root. A finished run's small
-files (config, coverage curve, result, final visit counts; not the replay or the weights) are
-copied into the committed record tree runs/, because machines do not outlive a session: the
-report is drawn from runs/, and a run already recorded there, or listed in lost_runs.csv (runs
-whose directories were lost before records were kept), is skipped, so the script can be
-re-invoked (`--rerun-lost` runs the lost ones again, to record their visit counts). Prints the
-command, the machine and the resulting table.
+The seeds of one (maze, agent) train as one `edp pretrain --seeds` process (the compiled maze
+loop, seeds split across the cores), in --root inside the repository (git-ignored), with a
+checkpoint every 20k frames: a stopped process resumes from its checkpoints on the next
+invocation. A finished run's small files (config, coverage curve, result, final visit counts;
+not the replay or the weights) are copied into the committed record tree (--records), because
+machines do not outlive a session: the report is drawn from the records, and a run already
+recorded there with the same preset and frames, or listed in lost_runs.csv (runs whose
+directories were lost before records were kept), is skipped, so the script can be re-invoked
+(`--rerun-lost` runs the lost ones again, to record their visit counts). A study with extra
+flags (--flags) needs its own --records and --report. Prints the command, the machine and the
+resulting table.
 """
 
 from __future__ import annotations
@@ -16,22 +20,21 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
+import shlex
 import shutil
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from edp import checkpoint
-from edp.envs import EnvId
-from edp.envs.maze import MAZE_NAMES
-from edp.report import ReportConfig, write_report
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import machine, pretrain_group  # noqa: E402
 
-HERE = Path(__file__).parent
-RUNS = Path(os.environ.get("EDP_BENCH_ROOT", Path.home() / "edp-bench")) / "coverage"
+from edp import checkpoint  # noqa: E402
+from edp.envs import EnvId  # noqa: E402
+from edp.envs.maze import MAZE_NAMES  # noqa: E402
+from edp.report import ReportConfig, write_report  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RUNS = HERE / "work"
 RECORDS = HERE / "runs"
 LOST = HERE / "lost_runs.csv"
 SEVEN = [m for m in MAZE_NAMES if m != "square_corridor"]
@@ -48,11 +51,13 @@ def lost_runs() -> set[tuple[str, str, int, int]]:
                  int(row["frames"])) for row in csv.DictReader(f)}
 
 
-def done(records: Path, lost: set, maze: str, agent: str, seed: int, frames: int) -> bool:
+def done(records: Path, lost: set, maze: str, agent: str, seed: int, frames: int,
+         preset: str) -> bool:
     if (maze, agent, seed, frames) in lost:
         return True
     for result in (records / "maze" / maze / agent).glob(f"{seed}-*/result.json"):
-        if json.loads((result.parent / "config.json").read_text())["config"]["frames"] == frames:
+        config = json.loads((result.parent / "config.json").read_text())["config"]
+        if (config["frames"], config["preset"]) == (frames, preset):
             return True
     return False
 
@@ -75,42 +80,42 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--preset", default="fast")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--flags", default="", help="more `edp pretrain` flags for every run, "
+                        "one quoted string (e.g. \"--ddpg.hidden-dim 256\")")
     parser.add_argument("--root", type=Path, default=RUNS)
     parser.add_argument("--records", type=Path, default=RECORDS)
     parser.add_argument("--report", type=Path, default=HERE / "results")
     parser.add_argument("--rerun-lost", action="store_true",
                         help="run the runs of lost_runs.csv again, to record their visit counts")
     args = parser.parse_args()
-    print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
-          f"{platform.python_version()}")
-    # seed-major: an interrupted benchmark still has whole seeds of every maze and agent
+    if args.flags and (args.records == RECORDS or args.report == HERE / "results"):
+        parser.error("--flags makes another study: give it its own --records and --report")
+    print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
+    print("machine:", machine())
     lost = lost_runs() if args.records == RECORDS and not args.rerun_lost else set()
-    todo = [(m, a, s) for s in args.seeds for m in args.mazes for a in args.agents
-            if not done(args.records, lost, m, a, s, args.frames)]
-    print(f"{len(todo)} runs to do")
-
-    def one(job):
-        maze, agent, seed = job
-        t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "edp.cli", "pretrain", "--env", f"maze/{maze}", "--agent",
-               agent, "--seed", str(seed), "--frames", str(args.frames), "--preset",
-               args.preset, "--out", str(args.root), "--quiet", "--checkpoint-every", "0"]
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              env={**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
-                                   "intra_op_parallelism_threads=1"})
-        status = "ok" if proc.returncode == 0 else f"FAILED: {proc.stderr.strip()[-300:]}"
-        if proc.returncode == 0:
-            for result in (args.root / "maze" / maze / agent).glob(f"{seed}-*/result.json"):
-                if not (args.records / result.parent.relative_to(args.root)).exists():
-                    record(result.parent, args.records, args.root)
-        last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-        print(f"{maze:18} {agent:8} seed {seed}: {time.perf_counter() - t0:7.1f}s  {last}  "
-              f"{status}", flush=True)
-
-    with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(one, todo))
+    groups = []
+    for maze in args.mazes:
+        for agent in args.agents:
+            seeds = [s for s in args.seeds
+                     if not done(args.records, lost, maze, agent, s, args.frames, args.preset)]
+            if seeds:
+                groups.append((maze, agent, seeds))
+    print(f"{len(groups)} seed groups to run", flush=True)
+    for i, (maze, agent, seeds) in enumerate(groups, 1):
+        out = args.root / args.preset
+        parent = out / "maze" / maze / agent
+        cli = ["--env", f"maze/{maze}", "--agent", agent, "--frames", str(args.frames),
+               "--preset", args.preset, "--checkpoint-every", "20000", *shlex.split(args.flags)]
+        print(f"[{i}/{len(groups)}] {maze} {agent} seeds {seeds}", flush=True)
+        wall, cpu, resumed = pretrain_group(parent, seeds, cli, out)
+        values = []
+        for seed in seeds:
+            (run,) = parent.glob(f"{seed}-*")
+            record(run, args.records, out)
+            values.append(json.loads((run / "result.json").read_text())["coverage"])
+        print(f"[{i}/{len(groups)}] {maze} {agent}: coverage "
+              f"{' '.join(f'{v:.3f}' for v in values)}; {wall:.0f} s wall, {cpu / 60:.1f} CPU-min"
+              f"{' (resumed: this process only)' if resumed else ''}", flush=True)
     if not args.records.is_dir():
         raise SystemExit(f"no recorded runs in {args.records}")
     path = write_report(ReportConfig(runs=(args.records,), out=args.report))
