@@ -1,9 +1,10 @@
 """Issue 21's walker_stand probes of EDP fine-tuning: label sharpness, critic, evaluation mode.
 
     python benchmarks/finetune/probe.py [<walker EDP snapshot>] [--probes NAME ...] [--jobs 2]
+    python benchmarks/finetune/probe.py --probes std_alpha10 --seeds 0 1 2 --jobs 2
 
-Every probe is `edp finetune --env urlb/walker_stand --method edp --preset fast --seed 0` from
-the snapshot for 50k frames with one set of flags, evaluated both ways (--eval-zero-noise: the
+Every probe is `edp finetune --env urlb/walker_stand --method edp --preset fast --seed <seed>`
+(--seeds, default 0; the snapshot is the same for every seed) from the snapshot for 50k frames with one set of flags, evaluated both ways (--eval-zero-noise: the
 paper's one-sample columns and the zero_noise_* columns, on the same start states). The grid:
 reference discount off/on x Q standardisation off/on x alpha 3, 10, 30 (12 runs), then the
 critic-contrast and guidance probes at alpha 30 (the best alpha of the earlier probes, README).
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import REPO  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-TASK, LABEL, SEED = "urlb/walker_stand", "edp_from_edp", 0
+TASK, LABEL = "urlb/walker_stand", "edp_from_edp"
 MAKE_SNAPSHOT = ("edp pretrain --env urlb/walker --agent edp --preset fast --seed 0 --frames "
                  "400000 --snapshots 100000 400000 --out benchmarks/urlb/runs")
 PRETRAINED = REPO / "benchmarks" / "urlb" / "runs" / "urlb" / "walker" / "edp"
@@ -64,17 +65,23 @@ def probe_grid() -> dict[str, list[str]]:
     return probes
 
 
-def find_run(out: Path) -> Path | None:
-    runs = sorted((out / TASK / LABEL).glob(f"{SEED}-*/config.json"))
+def find_run(out: Path, seed: int) -> Path | None:
+    runs = sorted((out / TASK / LABEL).glob(f"{seed}-*/config.json"))
     return runs[0].parent if runs else None
 
 
-def run_probe(name: str, flags: list[str], args: argparse.Namespace) -> None:
-    """Run, resume or skip one probe (a failure is printed; the other probes go on)."""
+def seeds_run(out: Path) -> set[int]:
+    """The seeds with a run directory under a probe's output."""
+    return {int(p.parent.name.split("-")[0]) for p in (out / TASK / LABEL).glob("*/config.json")}
+
+
+def run_probe(name: str, seed: int, flags: list[str], args: argparse.Namespace) -> None:
+    """Run, resume or skip one probe's seed (a failure is printed; the other probes go on)."""
     out = args.root / "runs" / name
-    run = find_run(out)
+    run = find_run(out, seed)
+    label = f"{name} seed {seed}"
     if run is not None and (run / "result.json").is_file():
-        print(f"{name:24} done before: {run}", flush=True)
+        print(f"{label:32} done before: {os.path.relpath(run, REPO)}", flush=True)
         return
     if run is not None and any((run / "checkpoints").glob("[0-9]*")):
         cli = ["finetune", "--resume", str(run)]
@@ -82,7 +89,7 @@ def run_probe(name: str, flags: list[str], args: argparse.Namespace) -> None:
         if run is not None:  # killed before its first checkpoint: nothing to resume
             shutil.rmtree(run)
         cli = ["finetune", "--env", TASK, "--method", "edp", "--preset", "fast",
-               "--seed", str(SEED), "--snapshot", str(args.snapshot), "--out", str(out),
+               "--seed", str(seed), "--snapshot", str(args.snapshot), "--out", str(out),
                "--frames", str(args.frames), "--seed-frames", str(args.seed_frames),
                "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
                "--checkpoint-every", str(args.checkpoint_every), "--log-every",
@@ -92,13 +99,14 @@ def run_probe(name: str, flags: list[str], args: argparse.Namespace) -> None:
                           text=True, env={**os.environ, **SINGLE_THREAD})
     ok = proc.returncode == 0
     tail = (proc.stdout if ok else proc.stderr).strip().splitlines()[-1:] or [""]
-    print(f"{name:24} {time.perf_counter() - t0:7.1f}s  {'ok' if ok else 'FAILED'}  {tail[0]}",
+    print(f"{label:32} {time.perf_counter() - t0:7.1f}s  {'ok' if ok else 'FAILED'}  {tail[0]}",
           flush=True)
 
 
-def summary(name: str, flags: list[str], run: Path | None) -> dict:
+def summary(name: str, seed: int, flags: list[str], run: Path | None) -> dict:
     """One results row: scores per evaluation frame (both modes) and late CEP statistics."""
-    row = {"probe": name, "flags": " ".join(flags) or "(fast)", "status": "not started"}
+    row = {"probe": name, "seed": seed, "flags": " ".join(flags) or "(fast)",
+           "status": "not started"}
     if run is None or not (run / "eval.csv").is_file():
         return row
     with open(run / "eval.csv", newline="") as f:
@@ -124,9 +132,32 @@ def _number(value: float | None, fmt: str) -> str:
     return "" if value is None or math.isnan(value) else format(value, fmt)
 
 
+def seed_means(rows: list[dict], frames: int) -> list[str]:
+    """Markdown lines: for each probe with several finished seeds, the mean +- std over them of
+    the final score in both evaluation modes."""
+    lines = []
+    for name in dict.fromkeys(r["probe"] for r in rows):
+        done = [r for r in rows if r["probe"] == name and r["status"] == "done"
+                and r["frames"][-1] == frames]
+        if len(done) < 2:
+            continue
+        stats = []
+        for mode in ("sample", "zero_noise"):
+            final = [r[mode][-1] for r in done]
+            mean = sum(final) / len(final)
+            std = math.sqrt(sum((v - mean) ** 2 for v in final) / len(final))
+            stats.append(f"{mean:.3f} +- {std:.3f}")
+        seeds = ", ".join(str(r["seed"]) for r in done)
+        lines.append(f"| {name} | {seeds} | {stats[0]} | {stats[1]} |")
+    if not lines:
+        return []
+    return ["", f"Final score ({frames:,} frames), mean +- population std over seeds:", "",
+            "| probe | seeds | sample | zero_noise |", "| --- | --- | --- | --- |", *lines]
+
+
 def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Path:
     frames = sorted({f for r in rows for f in r.get("frames", [])})
-    head = ["probe", "flags", "status", "eval", *[f"{f // 1000}k" for f in frames],
+    head = ["probe", "seed", "flags", "status", "eval", *[f"{f // 1000}k" for f in frames],
             "CEP label max", "Q std / state", "teacher - negative Q", "fps"]
     snapshot = os.path.relpath(args.snapshot, REPO)  # committed: no machine's path
     lines = [f"# EDP walker_stand probes ({args.frames:,} frames from {snapshot})", "",
@@ -142,14 +173,16 @@ def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Pat
             cells = [f"{scores[f]:.3f}" if f in scores else "" for f in frames]
             stats = [_number(r.get(k), ".3f") for k in ("label_max", "q_std", "teacher_gain")]
             stats = [*stats, _number(r.get("fps"), ".0f")] if mode == "sample" else [""] * 4
-            first = [r["probe"], f"`{r['flags']}`", r["status"]] if mode == "sample" else \
-                ["", "", ""]
+            first = ([r["probe"], str(r["seed"]), f"`{r['flags']}`", r["status"]]
+                     if mode == "sample" else ["", "", "", ""])
             lines.append("| " + " | ".join([*first, mode, *cells, *stats]) + " |")
-            table.append({"probe": r["probe"], "flags": r["flags"], "status": r["status"],
+            table.append({"probe": r["probe"], "seed": r["seed"], "flags": r["flags"],
+                          "status": r["status"],
                           "eval": mode, **{str(f): scores.get(f, "") for f in frames}})
+    lines += seed_means(rows, args.frames)
     (root / "results.md").write_text("\n".join(lines) + "\n")
     with open(root / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["probe", "flags", "status", "eval",
+        writer = csv.DictWriter(f, fieldnames=["probe", "seed", "flags", "status", "eval",
                                                *map(str, frames)])
         writer.writeheader()
         writer.writerows(table)
@@ -168,6 +201,8 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--checkpoint-every", type=int, default=10_000)
     parser.add_argument("--log-every", type=int, default=5000)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="fine-tuning seeds of each probe (the snapshot stays the same)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--root", type=Path, default=HERE / "probes")
     args = parser.parse_args()
@@ -182,17 +217,21 @@ def main() -> None:
     print("command:", " ".join(["python", *sys.argv]), flush=True)
     lock = threading.Lock()
 
-    def one(name: str) -> None:
-        run_probe(name, grid[name], args)
+    def one(job: tuple[str, int]) -> None:
+        name, seed = job
+        run_probe(name, seed, grid[name], args)
         with lock:  # one writer of the tables at a time
             # every probe run so far, not only this invocation's: a subset keeps the others' rows
-            runs = {n: find_run(args.root / "runs" / n) for n in grid}
-            rows = [summary(n, grid[n], runs[n]) for n in grid
-                    if n in args.probes or runs[n] is not None]
+            rows = []
+            for n in grid:
+                for s in sorted({*args.seeds, *seeds_run(args.root / "runs" / n)}):
+                    run = find_run(args.root / "runs" / n, s)
+                    if run is not None or (n in args.probes and s in args.seeds):
+                        rows.append(summary(n, s, grid[n], run))
             write_results(rows, args.root, args)
 
     with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(one, args.probes))
+        list(pool.map(one, [(n, s) for s in args.seeds for n in args.probes]))
     print((args.root / "results.md").read_text())
 
 
