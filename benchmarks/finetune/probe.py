@@ -4,10 +4,12 @@
     python benchmarks/finetune/probe.py --probes std_alpha10 --seeds 0 1 2 --jobs 2
 
 Every probe is `edp finetune --env urlb/walker_stand --method edp --preset fast --seed <seed>`
-(--seeds, default 0; the snapshot is the same for every seed) from the snapshot for 50k frames with one set of flags, evaluated both ways (--eval-zero-noise: the
-paper's one-sample columns and the zero_noise_* columns, on the same start states). The grid:
+(--seeds, default 0; the snapshot is the same for every seed) from the snapshot for 50k
+frames with one set of flags, evaluated both ways (--eval-zero-noise: the paper's one-sample
+columns and the zero_noise_* columns, on the same start states). The grid:
 reference discount off/on x Q standardisation off/on x alpha 3, 10, 30 (12 runs), then the
-critic-contrast and guidance probes at alpha 30 (the best alpha of the earlier probes, README).
+critic-contrast and guidance probes at alpha 30 (the best alpha of the earlier probes, README),
+then two guidance probes on the best of the grid (std_alpha10).
 
 Re-invocable (stop it with Ctrl-C, which also stops the running probes): finished runs
 (result.json) are skipped, interrupted ones resume from their last checkpoint (every 10k
@@ -62,6 +64,13 @@ def probe_grid() -> dict[str, list[str]]:
     probes["alpha30_seed_uniform"] = [*alpha30, "--edp.seed-uniform"]
     probes["alpha30_backup_policy"] = [*alpha30, "--edp.critic.backup", "policy"]
     probes["alpha30_guidance2"] = [*alpha30, "--edp.guidance-scale", "2"]
+    # the best probe so far with exact CEP (negatives from the guided policy) or the paper's
+    # energy net: is the guidance, whose teachers gain little Q over the negatives, the limit?
+    std_alpha10 = probes["std_alpha10"]
+    probes["std_alpha10_negatives_pretrained"] = [*std_alpha10, "--edp.negatives-from",
+                                                  "pretrained"]
+    probes["std_alpha10_energy256x4"] = [*std_alpha10, "--edp.energy-hidden-dim", "256",
+                                         "--edp.energy-layers", "4"]
     return probes
 
 
