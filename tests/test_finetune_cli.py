@@ -76,6 +76,14 @@ def test_finetuning_starts_from_the_actor_and_critic_trunk_only(pretrained):
     assert same(state.critic_target, fresh.critic_target)  # target not re-synchronised
 
 
+def test_fast_edp_standardises_q_and_paper_keeps_the_reference_labels():
+    """`fast` takes the measured label choice (docs/decisions.md), `paper` the reference's
+    softmax(3 Q) on raw Q."""
+    fast, paper = defaults("fast", "edp", None).edp, defaults("paper", "edp", None).edp
+    assert (fast.alpha, fast.standardise_q) == (10.0, True)
+    assert (paper.alpha, paper.standardise_q) == (3.0, False)
+
+
 def test_diffusion_method_starts_from_the_pretrained_policy(pretrained, tmp_path):
     assert main(["finetune", "--env", "maze/square_a", "--method", "idql", "--snapshot",
                  str(pretrained["edp"]), "--out", str(tmp_path), *TINY_FT,

@@ -17,15 +17,15 @@ One iteration on one batch (s, a, r, discount, s'), in the reference order:
   5. CEP step of f_psi with labels softmax_j(alpha min-twin q0_target(s, a_j)).
 Acting samples the fine-tuned net without guidance (docs/architecture.md §4, decision 3).
 
-Label sharpness (beyond the paper, `standardise_q`, off by default). softmax(alpha Q) depends on
-the scale of Q, i.e. of the reward and of the discount: a critic whose Q varies by ~1 over a
-state's candidates (walker, benchmarks/finetune/README.md) gives nearly uniform labels at the
-reference's alpha = 3, and the target pi_pre exp(alpha Q) is then pi_pre. With the option, the
-labels are softmax_j(alpha z_j), z_j = (Q_j - mean_k Q_k) / (std_k Q_k + 1e-6) over the state's
-M candidates: invariant to any affine change of Q with a positive factor, so alpha sets the tilt
-in units of the state's own Q spread whatever the reward scale (the target is then
-pi_pre exp(alpha Q / sigma_Q(s)) up to the mean, a per-state temperature, with sigma_Q
-estimated on the negatives).
+Label sharpness (beyond the paper, `standardise_q`; on under the `fast` preset, with alpha 10).
+softmax(alpha Q) depends on the scale of Q, i.e. of the reward and of the discount: a critic
+whose Q varies by ~1 over a state's candidates (walker, benchmarks/finetune/README.md) gives
+nearly uniform labels at the reference's alpha = 3, and the target pi_pre exp(alpha Q) is then
+pi_pre. With the option, the labels are softmax_j(alpha z_j), z_j = (Q_j - mean_k Q_k) / (std_k
+Q_k + 1e-6) over the state's M candidates: invariant to any affine change of Q with a positive
+factor, so alpha sets the tilt in units of the state's own Q spread whatever the reward scale
+(the target is then pi_pre exp(alpha Q / sigma_Q(s)) up to the mean, a per-state temperature,
+with sigma_Q estimated on the negatives).
 
 Negatives (docs/method.md §6.4). CEP learns f_t(x) = log E[exp(alpha Q(a_0)) | x_t = x]
 under the law the negatives come from, and that is the right guidance for the pre-trained score
