@@ -121,6 +121,7 @@ def figure(rows: list[dict], path: Path) -> None:
             ax.annotate(cell, (x, y), fontsize=7, xytext=(3, 2), textcoords="offset points")
         ax.axhline(PAPER[maze][0], color=colour, lw=0.8, ls="--")
     ax.set_xscale("log")
+    ax.margins(x=0.25)  # room for the rightmost cell's name
     plain = matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}")  # 12, not 1.2 x 10^1
     ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([5, 10, 15, 20, 30, 40, 60, 120]))
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
