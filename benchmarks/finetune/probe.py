@@ -51,7 +51,8 @@ SINGLE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
 
 
 def probe_grid() -> dict[str, list[str]]:
-    """Probe name -> its flags beyond `fast` (dict order = run order)."""
+    """Probe name -> its flags beyond `fast` (dict order = run order). Every probe names its
+    alpha and its standardisation: `fast`'s own choice of them came out of these probes."""
     probes = {}
     for ref in (False, True):
         for std in (False, True):
@@ -59,8 +60,8 @@ def probe_grid() -> dict[str, list[str]]:
                 name = "_".join(["refdisc"] * ref + ["std"] * std + [f"alpha{alpha}"])
                 probes[name] = (["--edp.alpha", str(alpha)]
                                 + ["--edp.critic.reference-discount"] * ref
-                                + ["--edp.standardise-q"] * std)
-    alpha30 = ["--edp.alpha", "30"]
+                                + ["--edp.standardise-q" if std else "--edp.no-standardise-q"])
+    alpha30 = probes["alpha30"]
     probes["alpha30_seed_uniform"] = [*alpha30, "--edp.seed-uniform"]
     probes["alpha30_backup_policy"] = [*alpha30, "--edp.critic.backup", "policy"]
     probes["alpha30_guidance2"] = [*alpha30, "--edp.guidance-scale", "2"]
@@ -198,6 +199,19 @@ def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Pat
     return root / "results.md"
 
 
+def all_rows(grid: dict[str, list[str]], args: argparse.Namespace) -> list[dict]:
+    """A row per probe and seed run so far, not only this invocation's (a subset keeps the
+    others' rows), plus this invocation's not started yet."""
+    rows = []
+    for name, flags in grid.items():
+        out = args.root / "runs" / name
+        for seed in sorted({*args.seeds, *seeds_run(out)}):
+            run = find_run(out, seed)
+            if run is not None or (name in args.probes and seed in args.seeds):
+                rows.append(summary(name, seed, flags, run))
+    return rows
+
+
 def main() -> None:
     grid = probe_grid()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -230,14 +244,7 @@ def main() -> None:
         name, seed = job
         run_probe(name, seed, grid[name], args)
         with lock:  # one writer of the tables at a time
-            # every probe run so far, not only this invocation's: a subset keeps the others' rows
-            rows = []
-            for n in grid:
-                for s in sorted({*args.seeds, *seeds_run(args.root / "runs" / n)}):
-                    run = find_run(args.root / "runs" / n, s)
-                    if run is not None or (n in args.probes and s in args.seeds):
-                        rows.append(summary(n, s, grid[n], run))
-            write_results(rows, args.root, args)
+            write_results(all_rows(grid, args), args.root, args)
 
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(one, [(n, s) for s in args.seeds for n in args.probes]))
