@@ -31,6 +31,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -154,9 +155,7 @@ def seed_means(rows: list[dict], frames: int) -> list[str]:
         stats = []
         for mode in ("sample", "zero_noise"):
             final = [r[mode][-1] for r in done]
-            mean = sum(final) / len(final)
-            std = math.sqrt(sum((v - mean) ** 2 for v in final) / len(final))
-            stats.append(f"{mean:.3f} +- {std:.3f}")
+            stats.append(f"{statistics.fmean(final):.3f} +- {statistics.pstdev(final):.3f}")
         seeds = ", ".join(str(r["seed"]) for r in done)
         lines.append(f"| {name} | {seeds} | {stats[0]} | {stats[1]} |")
     if not lines:
