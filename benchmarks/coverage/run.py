@@ -11,8 +11,8 @@ machines do not outlive a session: the report is drawn from the records, and a r
 recorded there with the same preset and frames, or listed in lost_runs.csv (runs whose
 directories were lost before records were kept), is skipped, so the script can be re-invoked
 (`--rerun-lost` runs the lost ones again, to record their visit counts). A study with extra
-flags (--flags) needs its own --records and --report. Prints the command, the machine and the
-resulting table.
+flags (--flags) needs its own --records and --report; another preset gets its own folder
+(--preset cpu: cpu/runs and cpu/results). Prints the command, the machine and the resulting table.
 """
 
 from __future__ import annotations
@@ -83,13 +83,18 @@ def main() -> None:
     parser.add_argument("--flags", default="", help="more `edp pretrain` flags for every run, "
                         "one quoted string (e.g. \"--ddpg.hidden-dim 256\")")
     parser.add_argument("--root", type=Path, default=RUNS)
-    parser.add_argument("--records", type=Path, default=RECORDS)
-    parser.add_argument("--report", type=Path, default=HERE / "results")
+    parser.add_argument("--records", type=Path,
+                        help="record tree (default: runs/, or <preset>/runs/ beside it)")
+    parser.add_argument("--report", type=Path,
+                        help="report folder (default: results/, or <preset>/results/)")
     parser.add_argument("--rerun-lost", action="store_true",
                         help="run the runs of lost_runs.csv again, to record their visit counts")
     args = parser.parse_args()
-    if args.flags and (args.records == RECORDS or args.report == HERE / "results"):
+    if args.flags and not (args.records and args.report):
         parser.error("--flags makes another study: give it its own --records and --report")
+    study = HERE if args.preset == "fast" else HERE / args.preset
+    args.records = args.records or study / RECORDS.name
+    args.report = args.report or study / "results"
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
     print("machine:", machine())
     lost = lost_runs() if args.records == RECORDS and not args.rerun_lost else set()

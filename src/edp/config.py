@@ -2,7 +2,8 @@
 
 A configuration is a frozen dataclass; its field docstrings are the CLI's --help. Presets fill
 in defaults that depend on the environment (maze vs URLB domain) and the size budget:
-`paper` is the reference's hyper-parameters exactly, `fast` is sized for a 2-core CPU.
+`paper` is the reference's hyper-parameters exactly, `fast` is sized for a 2-core CPU, `cpu`
+is `fast` with the wider, busier DDPG backbone that the maze benchmarks use (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from edp.agents.registry import AGENTS
 from edp.envs import EnvId
 from edp.errors import ConfigError
 
-PRESETS = ("paper", "fast")
+Preset = Literal["paper", "fast", "cpu"]
+PRESETS: tuple[str, ...] = typing.get_args(Preset)
 MAX_SEED = 2**31 - 1  # env seeds add offsets to it and must stay below 2**32
 MAX_EPISODES = 100_000  # evaluation episodes: beyond this a typo, not a measurement
 
@@ -31,8 +33,9 @@ class RunConfig:
 
     env: str
     """Environment (each command documents its own)."""
-    preset: Literal["paper", "fast"] = "fast"
-    """Hyper-parameter preset: `paper` (reference values) or `fast` (sized for a 2-core CPU)."""
+    preset: Preset = "fast"
+    """Hyper-parameter preset: `paper` (reference values), `fast` (sized for a 2-core CPU) or
+    `cpu` (`fast` with a 256-wide DDPG updated every env step: the maze benchmarks' budget)."""
     frames: int = 100_000
     """Environment frames to collect (env steps x parallel envs)."""
     seed: int = 0

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from edp.config import PRESETS, ConfigError, check_seed, parse_env
+from edp.config import PRESETS, ConfigError, Preset, check_seed, parse_env
 from edp.envs import EnvId
 
 SWEEP_SETS = ("--env", "--agent", "--method", "--seed", "--out", "--preset", "--frames",
@@ -46,7 +46,7 @@ class SweepConfig:
     """Pre-training agents."""
     seeds: tuple[int, ...] = (0,)
     """Seeds; fine-tuning seed s starts from the snapshot of pre-training seed s."""
-    preset: Literal["paper", "fast"] = "fast"
+    preset: Preset = "fast"
     """Preset of every run."""
     out: Path = Path("runs")
     """Shared run root (on a cluster: a path every node sees). One sweep per root at a time;

@@ -22,6 +22,7 @@ from edp.finetune.edp import EDPFinetuneConfig
 from edp.finetune.idql import IDQLConfig
 from edp.finetune.methods import DIFFUSION_METHODS, FINETUNE_METHODS
 from edp.finetune.qsm import QSMConfig
+from edp.presets import CPU_BACKBONE, FAST_BACKBONE
 
 Method = Literal["ddpg", "edp", "idql", "dql", "qsm", "dipo"]
 
@@ -102,13 +103,9 @@ def defaults(preset: str, method: str, snapshot_ddpg: DDPGConfig | None) -> Fine
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; valid presets: {', '.join(PRESETS)}")
     base = FinetuneConfig(preset=preset, method=method)
-    if snapshot_ddpg is not None:
-        ddpg = snapshot_ddpg
-    elif preset == "fast":
-        ddpg = dataclasses.replace(base.ddpg, hidden_dim=128, batch_size=256)
-    else:
-        ddpg = base.ddpg
-    ddpg = dataclasses.replace(ddpg, update_every=2, updates_per_step=1)
+    backbone = {"fast": FAST_BACKBONE, "cpu": CPU_BACKBONE}.get(preset, {"update_every": 2})
+    ddpg = snapshot_ddpg or dataclasses.replace(base.ddpg, **backbone)
+    ddpg = dataclasses.replace(ddpg, update_every=backbone["update_every"], updates_per_step=1)
     if preset == "paper":
         return dataclasses.replace(base, ddpg=ddpg)
     return dataclasses.replace(base, ddpg=ddpg, **_fast_diffusion(base))
