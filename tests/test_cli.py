@@ -120,6 +120,31 @@ def test_help_into_a_closed_pipe_exits_quietly(args):
     assert proc.stderr == ""
 
 
+@pytest.mark.parametrize("agent", ["edp", "aps", "cic", "random"])
+def test_cpu_preset_is_fast_with_a_wider_busier_backbone_for_every_agent(agent):
+    """The baselines get EDP's budget: only the shared DDPG's width and cadence differ."""
+    import dataclasses
+
+    from edp.presets import pretrain_defaults
+
+    fast = pretrain_defaults("fast", "maze/square_a", agent)
+    cpu = pretrain_defaults("cpu", "maze/square_a", agent)
+    assert (cpu.preset, cpu.ddpg.hidden_dim, cpu.ddpg.update_every) == ("cpu", 256, 1)
+    assert (fast.ddpg.hidden_dim, fast.ddpg.update_every) == (128, 2)
+    assert cpu.ddpg.batch_size == fast.ddpg.batch_size == 256
+    same_backbone = dataclasses.replace(cpu, preset="fast", ddpg=fast.ddpg)
+    assert same_backbone == fast
+
+
+def test_cpu_preset_runs_from_the_command_line(tmp_path):
+    assert main(["pretrain", "--env", "maze/square_a", "--agent", "ddpg", "--preset", "cpu",
+                 "--frames", "600", "--seed-frames", "200", "--log-every", "300",
+                 "--out", str(tmp_path)]) == 0
+    config = json.loads((only_run_dir(tmp_path) / "config.json").read_text())["config"]
+    assert (config["preset"], config["ddpg"]["hidden_dim"], config["ddpg"]["update_every"]) == (
+        "cpu", 256, 1)
+
+
 def test_preset_snapshots_beyond_the_requested_frames_are_left_out():
     from edp.presets import pretrain_defaults
 

@@ -84,6 +84,17 @@ def test_fast_edp_standardises_q_and_paper_keeps_the_reference_labels():
     assert (paper.alpha, paper.standardise_q) == (3.0, False)
 
 
+def test_cpu_preset_finetunes_like_fast_on_a_wider_backbone_updated_every_step():
+    import dataclasses
+
+    fast, cpu = defaults("fast", "edp", None), defaults("cpu", "edp", None)
+    assert (cpu.ddpg.hidden_dim, cpu.ddpg.update_every) == (256, 1)
+    assert (fast.ddpg.hidden_dim, fast.ddpg.update_every) == (128, 2)
+    assert dataclasses.replace(cpu, preset="fast", ddpg=fast.ddpg) == fast
+    snapshot = ddpg.DDPGConfig(hidden_dim=32, batch_size=32)
+    assert defaults("cpu", "ddpg", snapshot).ddpg == dataclasses.replace(snapshot, update_every=1)
+
+
 def test_diffusion_method_starts_from_the_pretrained_policy(pretrained, tmp_path):
     assert main(["finetune", "--env", "maze/square_a", "--method", "idql", "--snapshot",
                  str(pretrained["edp"]), "--out", str(tmp_path), *TINY_FT,
