@@ -121,9 +121,12 @@ def main() -> None:
         print(f"[{i}/{len(groups)}] {maze} {agent}: coverage "
               f"{' '.join(f'{v:.3f}' for v in values)}; {wall:.0f} s wall, {cpu / 60:.1f} CPU-min"
               f"{' (resumed: this process only)' if resumed else ''}", flush=True)
+        # a long study leaves a report of what it has so far after every group
+        path = write_report(ReportConfig(runs=(args.records,), out=args.report))
     if not args.records.is_dir():
         raise SystemExit(f"no recorded runs in {args.records}")
-    path = write_report(ReportConfig(runs=(args.records,), out=args.report))
+    if not groups:
+        path = write_report(ReportConfig(runs=(args.records,), out=args.report))
     print(path.read_text())
 
 

@@ -2,9 +2,13 @@
 agent (final coverage, mean +- population std over seeds, n), EDP's rank by mean, and the
 per-seed values. Several CSVs merge (the first holding a run wins), so the recorded runs'
 results.csv and lost_runs.csv (runs made before records were kept) make one table.
+`--paper` puts the paper's Table 1 value after ours for every agent it lists, and asks of the
+ranked agent whether it reaches the paper's mean - 1 std and whether it is first or inside the
+95% bootstrap interval of the first's mean (the interval `edp report` gives).
 
     python benchmarks/coverage/table.py benchmarks/coverage/results/results.csv \
         benchmarks/coverage/lost_runs.csv --agents edp random ddpg
+    python benchmarks/coverage/table.py benchmarks/coverage/cpu/results/results.csv --paper
 """
 
 from __future__ import annotations
@@ -18,6 +22,22 @@ import numpy as np
 
 from edp.envs import EnvId
 from edp.envs.maze import MAZE_NAMES
+from edp.report import bootstrap_ci
+
+# the paper's Table 1: coverage after 100k frames, 10 seeds, mean (and std where it gives one)
+PAPER_MAZES = ("square_a", "square_b", "square_c", "square_d", "square_tree",
+               "square_bottleneck", "square_large")
+PAPER = {
+    "edp": (0.99, 0.99, 0.98, 0.78, 0.91, 0.75, 0.71),
+    "cic": (0.94, 0.98, 0.86, 0.74, 0.89, 0.58, 0.47),
+    "icm": (0.58, 0.53, 0.47, 0.49, 0.49, 0.32, 0.25),
+    "rnd": (0.50, 0.39, 0.52, 0.32, 0.28, 0.33, 0.33),
+    "disagreement": (0.38, 0.30, 0.41, 0.29, 0.32, 0.28, 0.21),
+    "diayn": (0.41, 0.44, 0.42, 0.37, 0.38, 0.29, 0.30),
+    "smm": (0.47, 0.45, 0.36, 0.28, 0.25, 0.41, 0.34),
+}
+PAPER_STD = {"edp": (0.02, 0.01, 0.02, 0.01, 0.01, 0.15, 0.07),
+             "cic": (0.02, 0.01, 0.03, 0.01, 0.01, 0.05, 0.01)}
 
 
 def main() -> None:
@@ -26,6 +46,8 @@ def main() -> None:
                         help="results.csv files written by `edp report`; the first wins")
     parser.add_argument("--agents", nargs="+", help="columns, in order (default: all, sorted)")
     parser.add_argument("--rank-of", default="edp", help="agent whose rank is a column")
+    parser.add_argument("--paper", action="store_true",
+                        help="the paper's values beside ours, and the issue-20 target columns")
     args = parser.parse_args()
     values: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for path in args.results:
@@ -38,18 +60,52 @@ def main() -> None:
         raise SystemExit(f"{', '.join(map(str, args.results))}: no pre-training coverage rows")
     agents = args.agents or sorted({agent for _, agent in values})
     mazes = [m for m in MAZE_NAMES if any((m, a) in values for a in agents)]
-    print(f"| maze | {' | '.join(agents)} | {args.rank_of} rank | per seed "
+    me = args.rank_of
+    extra = [f"{me} >= paper - std", f"{me} first or in the first's CI"] if args.paper else []
+    print(f"| maze | {' | '.join(agents)} | {me} rank | {' | '.join(extra + [''])}per seed "
           f"({' / '.join(agents)}) |")
-    print("| --- " * (len(agents) + 3) + "|")
+    print("| --- " * (len(agents) + 3 + len(extra)) + "|")
     for maze in mazes:
         runs = {a: [v for _, v in sorted(values[maze, a].items())] for a in agents}
         means = {a: np.mean(r) for a, r in runs.items() if r}
-        cells = [f"{means[a]:.3f} +- {np.std(r):.3f} (n={len(r)})" if r else "-"
-                 for a, r in runs.items()]
+        cells = [cell(a, maze, r, args.paper) for a, r in runs.items()]
         order = sorted(means, key=lambda a: -means[a])
-        rank = order.index(args.rank_of) + 1 if args.rank_of in means else "-"
+        rank = order.index(me) + 1 if me in means else "-"
+        if args.paper:
+            cells += targets(me, maze, runs, order)
         seeds = " / ".join(" ".join(f"{v:.3f}" for v in r) for r in runs.values())
-        print(f"| {maze} | {' | '.join(cells)} | {rank} | {seeds} |")
+        print(f"| {maze} | {' | '.join(cells[:len(agents)])} | {rank} | "
+              f"{' | '.join(cells[len(agents):] + [''])}{seeds} |")
+
+
+def paper(agent: str, maze: str) -> float | None:
+    return PAPER[agent][PAPER_MAZES.index(maze)] if agent in PAPER and maze in PAPER_MAZES else None
+
+
+def cell(agent: str, maze: str, runs: list[float], with_paper: bool) -> str:
+    if not runs:
+        return "-"
+    ours = f"{np.mean(runs):.3f} +- {np.std(runs):.3f} (n={len(runs)})"
+    theirs = paper(agent, maze) if with_paper else None
+    return ours if theirs is None else f"{ours} / {theirs:.2f}"
+
+
+def targets(me: str, maze: str, runs: dict[str, list[float]], order: list[str]) -> list[str]:
+    """Does `me` reach the paper's mean - 1 std, and is it first or inside the first's 95%
+    bootstrap interval?"""
+    if not runs.get(me):
+        return ["-", "-"]
+    mean = float(np.mean(runs[me]))
+    bar = (paper(me, maze) - PAPER_STD[me][PAPER_MAZES.index(maze)]
+           if me in PAPER_STD and maze in PAPER_MAZES else None)
+    reached = "-" if bar is None else f"{'yes' if mean >= bar else 'no'} ({bar:.2f})"
+    first = order[0]
+    low, _ = bootstrap_ci(np.array(runs[first]), 2000)
+    if first == me:
+        lead = "first"
+    else:
+        lead = f"{'yes' if mean >= low else 'no'} ({first} CI low {low:.3f})"
+    return [reached, lead]
 
 
 if __name__ == "__main__":
