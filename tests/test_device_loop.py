@@ -55,6 +55,14 @@ def test_seeds_in_one_process_equal_separate_runs(tmp_path):
     assert len(curves[0]) == 10 and curves[0] != curves[1]  # one value per episode; seeds differ
 
 
+def test_an_odd_group_says_that_its_padding_seed_could_be_a_real_one(tmp_path, capsys):
+    loud = [a for a in RANDOM if a != "--quiet"]
+    assert main(["pretrain", *loud, "--seeds", "0", "1", "2", "--out", str(tmp_path / "a")]) == 0
+    assert "note: 3 seeds fill 4 device slots; 1 more would take no longer" in capsys.readouterr().out
+    assert main(["pretrain", *loud, "--seeds", "0", "1", "--out", str(tmp_path / "b")]) == 0
+    assert "device slots" not in capsys.readouterr().out
+
+
 def test_a_group_is_padded_to_the_devices_and_split_evenly():
     placement = SeedPlacement(3, jax.devices()[:2])
     placed = placement.place({"x": jnp.arange(6.0).reshape(3, 2)})["x"]

@@ -56,6 +56,10 @@ def pretrain_device(cfg: PretrainConfig, resume_dirs: list[Path] | None) -> list
                             eval_episodes=cfg.eval_episodes, quiet=cfg.quiet)
     trainer = DeviceTrainer(agent, maze, cfg.maze_strict, EPISODE_LENGTH, replay, runs, settings,
                             lambda run_dir, frame: snapshot_meta(run_dir, frame, agent.name, env))
+    placement = trainer.placement
+    if placement.padded > placement.seeds and not cfg.quiet:
+        print(f"note: {placement.seeds} seeds fill {placement.padded} device slots; "
+              f"{placement.padded - placement.seeds} more would take no longer", flush=True)
     if resume_dirs:
         trainer.restore()
     results = trainer.run()
