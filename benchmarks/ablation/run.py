@@ -109,7 +109,7 @@ def figure(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, maze in enumerate(m for m in MAZES if any(r["maze"] == m for r in rows)):
-        colour = f"C{i}"
+        colour, label = f"C{i}", maze  # the maze's first point names it in the legend
         for cell in CELLS:
             mine = [r for r in rows if (r["cell"], r["maze"]) == (cell, maze)]
             timed = [r for r in mine if not r["resumed"]]
@@ -117,7 +117,8 @@ def figure(rows: list[dict], path: Path) -> None:
                 continue
             x = np.mean([r["cpu_s"] / r["seeds_in_process"] / 60 for r in timed])
             y = np.mean([r["coverage"] for r in mine])
-            ax.scatter(x, y, color=colour, label=maze if cell == "fast" else None)
+            ax.scatter(x, y, color=colour, label=label)
+            label = None
             ax.annotate(cell, (x, y), fontsize=7, xytext=(3, 2), textcoords="offset points")
         ax.axhline(PAPER[maze][0], color=colour, lw=0.8, ls="--")
     ax.set_xscale("log")
