@@ -207,7 +207,8 @@ def test_maze_coverage_report_counts_only_pretraining_runs(tmp_path):
 
 
 def test_results_csv_names_runs_relative_to_the_working_directory(tmp_path, monkeypatch):
-    """Run from a repository's root, the committed results.csv holds no machine's paths."""
+    """Run from a repository's root, the committed results.csv and report.md hold no machine's
+    paths."""
     inside = fake_finetune(tmp_path / "repo" / "runs", "urlb/walker_run", "edp_from_edp", 0,
                            [0.0, 1.0], 800.0)
     outside = fake_finetune(tmp_path / "elsewhere", "urlb/walker_run", "edp_from_edp", 1,
@@ -218,6 +219,8 @@ def test_results_csv_names_runs_relative_to_the_working_directory(tmp_path, monk
     with open(tmp_path / "repo" / "report" / "results.csv", newline="") as f:
         paths = {int(row["seed"]): row["path"] for row in csv.DictReader(f)}
     assert paths == {0: "runs/urlb/walker_run/edp_from_edp/0-000000", 1: str(outside)}
+    report = (tmp_path / "repo" / "report" / "report.md").read_text()
+    assert f"2 runs from runs/urlb/walker_run/edp_from_edp, {outside}." in report
 
 
 def test_report_without_runs_is_a_one_line_error(tmp_path, capsys):

@@ -601,7 +601,7 @@ def _umask() -> int:
 
 
 def _shown(path: Path) -> str:
-    """A run's path for results.csv: relative to the working directory when it lies under it
+    """A path for the report's files: relative to the working directory when it lies under it
     (a report made at a repository's root names its runs portably), else absolute."""
     path, here = path.absolute(), Path.cwd()
     return str(path.relative_to(here)) if here in path.parents else str(path)
@@ -620,7 +620,7 @@ def _write_outputs(cfg: ReportConfig, runs: list[Run], out: Path) -> None:
                              "coverage": run.coverage[-1] if run.coverage else "",
                              "score": evals.scores[-1] if evals else "",
                              "path": _shown(run.path)})
-    lines = ["# Report", "", f"{len(runs)} runs from {', '.join(map(str, cfg.runs))}.", ""]
+    lines = ["# Report", "", f"{len(runs)} runs from {', '.join(map(_shown, cfg.runs))}.", ""]
     if rows:
         plot_coverage_curves(runs, out / "coverage_curves.png")
         rank = ranks(rows)
