@@ -58,7 +58,8 @@ def test_seeds_in_one_process_equal_separate_runs(tmp_path):
 def test_an_odd_group_says_that_its_padding_seed_could_be_a_real_one(tmp_path, capsys):
     loud = [a for a in RANDOM if a != "--quiet"]
     assert main(["pretrain", *loud, "--seeds", "0", "1", "2", "--out", str(tmp_path / "a")]) == 0
-    assert "note: 3 seeds fill 4 device slots; 1 more would take no longer" in capsys.readouterr().out
+    note = "note: 3 seeds fill 4 device slots; 1 more would take no longer"
+    assert note in capsys.readouterr().out
     assert main(["pretrain", *loud, "--seeds", "0", "1", "--out", str(tmp_path / "b")]) == 0
     assert "device slots" not in capsys.readouterr().out
 
