@@ -104,7 +104,11 @@ def test_resume_without_checkpoint_or_run_is_a_clear_error(tmp_path, capsys):
 def test_checkpoints_of_the_old_network_layout_load_into_train_states():
     """tests/fixtures/old_layout holds agent states written by the code before networks were
     TrainStates (DDPG actor/critic and IQL q/value as bare params plus `<name>_opt`), made by
-    the same init and one update as here: they load, and hold exactly these numbers."""
+    the same init and one update as here: they load, every stored array lands in the state
+    unchanged, and each lands where the same update recomputed now puts a close value. Close,
+    not equal: another CPU or jaxlib build rounds the update's sums differently, and gradients
+    that cancel to almost nothing (Adam's second moments of 1e-10) keep no common digits, so the
+    tolerance is 1e-5 of the largest number in the state; a misplaced leaf misses it."""
     import jax
     import numpy as np
     from flax import serialization
@@ -140,5 +144,8 @@ def test_checkpoints_of_the_old_network_layout_load_into_train_states():
             (Path(__file__).parent / "fixtures" / "old_layout" / f"{name}.msgpack").read_bytes())
         assert "actor_opt" in raw.get("backbone", raw) or "q_opt" in raw["critic"]
         loaded = restore_into(state, raw, name)
+        stored = sorted(np.asarray(x).tobytes() for x in jax.tree.leaves(raw))
+        assert sorted(np.asarray(x).tobytes() for x in jax.tree.leaves(loaded)) == stored
+        scale = max(np.abs(x).max() for x in jax.tree.leaves(state))
         for got, want in zip(jax.tree.leaves(loaded), jax.tree.leaves(state), strict=True):
-            np.testing.assert_array_equal(got, want)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
