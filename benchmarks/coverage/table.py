@@ -71,11 +71,9 @@ def main() -> None:
         cells = [cell(a, maze, r, args.paper) for a, r in runs.items()]
         order = sorted(means, key=lambda a: -means[a])
         rank = order.index(me) + 1 if me in means else "-"
-        if args.paper:
-            cells += targets(me, maze, runs, order)
+        answers = targets(me, maze, runs, order) if args.paper else []
         seeds = " / ".join(" ".join(f"{v:.3f}" for v in r) for r in runs.values())
-        print(f"| {maze} | {' | '.join(cells[:len(agents)])} | {rank} | "
-              f"{' | '.join(cells[len(agents):] + [''])}{seeds} |")
+        print(f"| {maze} | {' | '.join(cells)} | {rank} | {' | '.join(answers + [''])}{seeds} |")
 
 
 def paper(agent: str, maze: str) -> float | None:

@@ -23,6 +23,8 @@ FAST_BACKBONE = {"hidden_dim": 128, "batch_size": 256, "update_every": 2, "updat
 # twice fast's width and an update every env step: EDP on square_tree 0.706 vs 0.579 for 3.2x the
 # CPU, the best coverage per CPU-minute measured (benchmarks/ablation/README.md)
 CPU_BACKBONE = {**FAST_BACKBONE, "hidden_dim": 256, "update_every": 1}
+# the backbone of each preset sized for a CPU (`paper` keeps the reference's)
+BACKBONES = {"fast": FAST_BACKBONE, "cpu": CPU_BACKBONE}
 
 
 def pretrain_defaults(preset: str, env: str, agent: str, frames: int | None = None
@@ -42,7 +44,7 @@ def pretrain_defaults(preset: str, env: str, agent: str, frames: int | None = No
     if frames is not None:
         snapshots = tuple(f for f in snapshots if f <= frames)
     frames = frames or (100_000 if env_id.is_maze else 2_000_000)
-    if preset in ("fast", "cpu"):
-        ddpg = replace(ddpg, **(FAST_BACKBONE if preset == "fast" else CPU_BACKBONE))
+    if preset in BACKBONES:
+        ddpg = replace(ddpg, **BACKBONES[preset])
         groups = {name: replace(group, **AGENTS[name].fast) for name, group in groups.items()}
     return replace(base, ddpg=ddpg, frames=frames, snapshots=snapshots, **groups)

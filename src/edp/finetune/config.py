@@ -22,7 +22,7 @@ from edp.finetune.edp import EDPFinetuneConfig
 from edp.finetune.idql import IDQLConfig
 from edp.finetune.methods import DIFFUSION_METHODS, FINETUNE_METHODS
 from edp.finetune.qsm import QSMConfig
-from edp.presets import CPU_BACKBONE, FAST_BACKBONE
+from edp.presets import BACKBONES
 
 Method = Literal["ddpg", "edp", "idql", "dql", "qsm", "dipo"]
 
@@ -103,7 +103,7 @@ def defaults(preset: str, method: str, snapshot_ddpg: DDPGConfig | None) -> Fine
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; valid presets: {', '.join(PRESETS)}")
     base = FinetuneConfig(preset=preset, method=method)
-    backbone = {"fast": FAST_BACKBONE, "cpu": CPU_BACKBONE}.get(preset, {"update_every": 2})
+    backbone = BACKBONES.get(preset, {"update_every": 2})
     ddpg = snapshot_ddpg or dataclasses.replace(base.ddpg, **backbone)
     ddpg = dataclasses.replace(ddpg, update_every=backbone["update_every"], updates_per_step=1)
     if preset == "paper":
