@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import machine, pretrain_group  # noqa: E402
 
 from edp import checkpoint  # noqa: E402
+from edp.config import PRESETS  # noqa: E402
 from edp.envs import EnvId  # noqa: E402
 from edp.envs.maze import MAZE_NAMES  # noqa: E402
 from edp.report import ReportConfig, write_report  # noqa: E402
@@ -79,7 +80,7 @@ def main() -> None:
     parser.add_argument("--mazes", nargs="+", default=SEVEN)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=100_000)
-    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--preset", default="fast", choices=PRESETS)
     parser.add_argument("--flags", default="", help="more `edp pretrain` flags for every run, "
                         "one quoted string (e.g. \"--ddpg.hidden-dim 256\")")
     parser.add_argument("--root", type=Path, default=RUNS)
