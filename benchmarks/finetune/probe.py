@@ -73,6 +73,10 @@ def probe_grid() -> dict[str, list[str]]:
                                                   "pretrained"]
     probes["std_alpha10_energy256x4"] = [*std_alpha10, "--edp.energy-hidden-dim", "256",
                                          "--edp.energy-layers", "4"]
+    # a prior that follows the fine-tuned policy (anchor_ema = 1 / lag): tilts that compound
+    # instead of one tilt of the broad pre-trained policy; lag in gradient iterations
+    for lag in (5000, 1000):
+        probes[f"std_alpha10_prior_lag{lag}"] = [*std_alpha10, "--edp.anchor-ema", str(1 / lag)]
     return probes
 
 
