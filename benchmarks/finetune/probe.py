@@ -15,7 +15,8 @@ Re-invocable (stop it with Ctrl-C, which also stops the running probes): finishe
 (result.json) are skipped, interrupted ones resume from their last checkpoint (every 10k
 frames), a run directory without a checkpoint is started again. Runs live
 under <root>/runs/<probe>/ (git-ignored); <root>/results.md and results.csv are rewritten
-after every run from whatever eval.csv and metrics.jsonl hold (unfinished runs included).
+after every run from whatever eval.csv and metrics.jsonl hold (unfinished runs included); a
+row of results.csv whose run is not on this machine (made by another one) is kept as it is.
 
 The snapshot: the walker EDP pre-training of benchmarks/urlb (400k frames, `fast`, seed 0,
 about 50 minutes here), the one its fine-tuning table starts from. By default the run that
@@ -168,6 +169,28 @@ def seed_means(rows: list[dict], frames: int) -> list[str]:
             "| probe | seeds | sample | zero_noise |", "| --- | --- | --- | --- |", *lines]
 
 
+STATS = ("label_max", "q_std", "teacher_gain", "fps")  # on a probe's `sample` row of the csv
+
+
+def previous_rows(root: Path) -> dict[tuple[str, int], dict]:
+    """The rows of an earlier results.csv, as `summary` gives them, by (probe, seed)."""
+    path = root / "results.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        lines = list(csv.DictReader(f))
+    rows = {}
+    for line in lines:
+        key = (line["probe"], int(line["seed"]))
+        row = rows.setdefault(key, {"probe": key[0], "seed": key[1], "flags": line["flags"],
+                                    "status": line["status"]})
+        scored = [(int(k), float(v)) for k, v in line.items() if k.isdigit() and v != ""]
+        row["frames"] = [f for f, _ in scored]
+        row[line["eval"]] = [v for _, v in scored]
+        row.update({k: float(line[k]) for k in STATS if line.get(k)})
+    return rows
+
+
 def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Path:
     frames = sorted({f for r in rows for f in r.get("frames", [])})
     head = ["probe", "seed", "flags", "status", "eval", *[f"{f // 1000}k" for f in frames],
@@ -190,13 +213,14 @@ def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Pat
                      if mode == "sample" else ["", "", "", ""])
             lines.append("| " + " | ".join([*first, mode, *cells, *stats]) + " |")
             table.append({"probe": r["probe"], "seed": r["seed"], "flags": r["flags"],
-                          "status": r["status"],
-                          "eval": mode, **{str(f): scores.get(f, "") for f in frames}})
+                          "status": r["status"], "eval": mode,
+                          **{k: r.get(k, "") if mode == "sample" else "" for k in STATS},
+                          **{str(f): scores.get(f, "") for f in frames}})
     lines += seed_means(rows, args.frames)
     (root / "results.md").write_text("\n".join(lines) + "\n")
     with open(root / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["probe", "seed", "flags", "status", "eval",
-                                               *map(str, frames)])
+                                               *STATS, *map(str, frames)])
         writer.writeheader()
         writer.writerows(table)
     return root / "results.md"
@@ -204,13 +228,17 @@ def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Pat
 
 def all_rows(grid: dict[str, list[str]], args: argparse.Namespace) -> list[dict]:
     """A row per probe and seed run so far, not only this invocation's (a subset keeps the
-    others' rows), plus this invocation's not started yet."""
-    rows = []
+    others' rows; so does a machine without the runs of an earlier results.csv), plus this
+    invocation's not started yet."""
+    rows, previous = [], previous_rows(args.root)
     for name, flags in grid.items():
         out = args.root / "runs" / name
-        for seed in sorted({*args.seeds, *seeds_run(out)}):
+        recorded = {seed for probe, seed in previous if probe == name}
+        for seed in sorted({*args.seeds, *seeds_run(out), *recorded}):
             run = find_run(out, seed)
-            if run is not None or (name in args.probes and seed in args.seeds):
+            if run is None and (name, seed) in previous:
+                rows.append(previous[(name, seed)])
+            elif run is not None or (name in args.probes and seed in args.seeds):
                 rows.append(summary(name, seed, flags, run))
     return rows
 
