@@ -9,14 +9,16 @@ frames with one set of flags, evaluated both ways (--eval-zero-noise: the paper'
 columns and the zero_noise_* columns, on the same start states). The grid:
 reference discount off/on x Q standardisation off/on x alpha 3, 10, 30 (12 runs), then the
 critic-contrast and guidance probes at alpha 30 (the best alpha of the earlier probes, README),
-then two guidance probes on the best of the grid (std_alpha10).
+then on the best of the grid (std_alpha10) two guidance probes and two with a prior that follows
+the fine-tuned policy (`--edp.anchor-ema`).
 
 Re-invocable (stop it with Ctrl-C, which also stops the running probes): finished runs
 (result.json) are skipped, interrupted ones resume from their last checkpoint (every 10k
 frames), a run directory without a checkpoint is started again. Runs live
 under <root>/runs/<probe>/ (git-ignored); <root>/results.md and results.csv are rewritten
 after every run from whatever eval.csv and metrics.jsonl hold (unfinished runs included); a
-row of results.csv whose run is not on this machine (made by another one) is kept as it is.
+row of results.csv whose run is not on this machine (made by another one) is kept as it is. Every
+row names its snapshot (a new machine makes a new one; means over seeds are per snapshot).
 
 The snapshot: the walker EDP pre-training of benchmarks/urlb (400k frames, `fast`, seed 0,
 about 50 minutes here), the one its fine-tuning table starts from. By default the run that
@@ -122,9 +124,12 @@ def run_probe(name: str, seed: int, flags: list[str], args: argparse.Namespace) 
 def summary(name: str, seed: int, flags: list[str], run: Path | None) -> dict:
     """One results row: scores per evaluation frame (both modes) and late CEP statistics."""
     row = {"probe": name, "seed": seed, "flags": " ".join(flags) or "(fast)",
-           "status": "not started"}
+           "status": "not started", "snapshot": ""}
     if run is None or not (run / "eval.csv").is_file():
         return row
+    snapshot = Path(json.loads((run / "config.json").read_text())["config"]["snapshot"])
+    if snapshot.parent.name == "snapshots":  # <run>/snapshots/<frames>: name the run
+        snapshot = snapshot.parent.parent
     with open(run / "eval.csv", newline="") as f:
         evals = list(csv.DictReader(f))
     lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
@@ -140,7 +145,7 @@ def summary(name: str, seed: int, flags: list[str], run: Path | None) -> dict:
                label_max=mean("cep_label_max"), q_std=mean("negative_q_std"),
                teacher_gain=mean("teacher_q") - mean("negative_q"),
                fps=sum(r["fps"] for r in train) / len(train) if train else float("nan"),
-               path=str(run))
+               snapshot=os.path.relpath(snapshot, REPO))  # committed: no machine's path
     return row
 
 
@@ -149,12 +154,12 @@ def _number(value: float | None, fmt: str) -> str:
 
 
 def seed_means(rows: list[dict], frames: int) -> list[str]:
-    """Markdown lines: for each probe with several finished seeds, the mean +- std over them of
-    the final score in both evaluation modes."""
+    """Markdown lines: for each probe with several finished seeds from one snapshot, the mean
+    +- std over them of the final score in both evaluation modes."""
     lines = []
-    for name in dict.fromkeys(r["probe"] for r in rows):
-        done = [r for r in rows if r["probe"] == name and r["status"] == "done"
-                and r["frames"][-1] == frames]
+    for name, snapshot in dict.fromkeys((r["probe"], r["snapshot"]) for r in rows):
+        done = [r for r in rows if r["probe"] == name and r["snapshot"] == snapshot
+                and r["status"] == "done" and r["frames"][-1] == frames]
         if len(done) < 2:
             continue
         stats = []
@@ -162,18 +167,20 @@ def seed_means(rows: list[dict], frames: int) -> list[str]:
             final = [r[mode][-1] for r in done]
             stats.append(f"{statistics.fmean(final):.3f} +- {statistics.pstdev(final):.3f}")
         seeds = ", ".join(str(r["seed"]) for r in done)
-        lines.append(f"| {name} | {seeds} | {stats[0]} | {stats[1]} |")
+        lines.append(f"| {name} | {Path(snapshot).name} | {seeds} | {stats[0]} | {stats[1]} |")
     if not lines:
         return []
     return ["", f"Final score ({frames:,} frames), mean +- population std over seeds:", "",
-            "| probe | seeds | sample | zero_noise |", "| --- | --- | --- | --- |", *lines]
+            "| probe | snapshot | seeds | sample | zero_noise |", "| --- | --- | --- | --- | --- |",
+            *lines]
 
 
 STATS = ("label_max", "q_std", "teacher_gain", "fps")  # on a probe's `sample` row of the csv
 
 
-def previous_rows(root: Path) -> dict[tuple[str, int], dict]:
-    """The rows of an earlier results.csv, as `summary` gives them, by (probe, seed)."""
+def previous_rows(root: Path) -> dict[tuple[str, int, str], dict]:
+    """The rows of an earlier results.csv, as `summary` gives them, by (probe, seed,
+    snapshot)."""
     path = root / "results.csv"
     if not path.is_file():
         return {}
@@ -181,9 +188,9 @@ def previous_rows(root: Path) -> dict[tuple[str, int], dict]:
         lines = list(csv.DictReader(f))
     rows = {}
     for line in lines:
-        key = (line["probe"], int(line["seed"]))
-        row = rows.setdefault(key, {"probe": key[0], "seed": key[1], "flags": line["flags"],
-                                    "status": line["status"]})
+        key = (line["probe"], int(line["seed"]), line["snapshot"])
+        row = rows.setdefault(key, {"probe": key[0], "seed": key[1], "snapshot": key[2],
+                                    "flags": line["flags"], "status": line["status"]})
         scored = [(int(k), float(v)) for k, v in line.items() if k.isdigit() and v != ""]
         row["frames"] = [f for f, _ in scored]
         row[line["eval"]] = [v for _, v in scored]
@@ -193,10 +200,13 @@ def previous_rows(root: Path) -> dict[tuple[str, int], dict]:
 
 def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Path:
     frames = sorted({f for r in rows for f in r.get("frames", [])})
-    head = ["probe", "seed", "flags", "status", "eval", *[f"{f // 1000}k" for f in frames],
+    head = ["probe", "seed", "snapshot", "flags", "status", "eval",
+            *[f"{f // 1000}k" for f in frames],
             "CEP label max", "Q std / state", "teacher - negative Q", "fps"]
-    snapshot = os.path.relpath(args.snapshot, REPO)  # committed: no machine's path
-    lines = [f"# EDP walker_stand probes ({args.frames:,} frames from {snapshot})", "",
+    snapshots = sorted({r["snapshot"] for r in rows if r["snapshot"]})
+    lines = [f"# EDP walker_stand probes ({args.frames:,} frames)", "",
+             "Fine-tuned from the 400k walker EDP snapshot named by the row (the pre-training "
+             "runs " + ", ".join(f"`{s}`" for s in snapshots) + "). "
              "Expert-normalised return per evaluation: `sample` = one sample per step (the "
              "paper), `zero_noise` = solver from x_T = 0, on the same start states. CEP "
              "statistics: mean of the last two log lines (label max of "
@@ -209,17 +219,18 @@ def write_results(rows: list[dict], root: Path, args: argparse.Namespace) -> Pat
             cells = [f"{scores[f]:.3f}" if f in scores else "" for f in frames]
             stats = [_number(r.get(k), ".3f") for k in ("label_max", "q_std", "teacher_gain")]
             stats = [*stats, _number(r.get("fps"), ".0f")] if mode == "sample" else [""] * 4
-            first = ([r["probe"], str(r["seed"]), f"`{r['flags']}`", r["status"]]
-                     if mode == "sample" else ["", "", "", ""])
+            first = ([r["probe"], str(r["seed"]), Path(r["snapshot"]).name,
+                      f"`{r['flags']}`", r["status"]] if mode == "sample" else [""] * 5)
             lines.append("| " + " | ".join([*first, mode, *cells, *stats]) + " |")
-            table.append({"probe": r["probe"], "seed": r["seed"], "flags": r["flags"],
-                          "status": r["status"], "eval": mode,
+            table.append({"probe": r["probe"], "seed": r["seed"], "snapshot": r["snapshot"],
+                          "flags": r["flags"], "status": r["status"], "eval": mode,
                           **{k: r.get(k, "") if mode == "sample" else "" for k in STATS},
                           **{str(f): scores.get(f, "") for f in frames}})
     lines += seed_means(rows, args.frames)
     (root / "results.md").write_text("\n".join(lines) + "\n")
     with open(root / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["probe", "seed", "flags", "status", "eval",
+        writer = csv.DictWriter(f, fieldnames=["probe", "seed", "snapshot", "flags", "status",
+                                               "eval",
                                                *STATS, *map(str, frames)])
         writer.writeheader()
         writer.writerows(table)
@@ -233,13 +244,15 @@ def all_rows(grid: dict[str, list[str]], args: argparse.Namespace) -> list[dict]
     rows, previous = [], previous_rows(args.root)
     for name, flags in grid.items():
         out = args.root / "runs" / name
-        recorded = {seed for probe, seed in previous if probe == name}
+        recorded = {seed for probe, seed, _ in previous if probe == name}
         for seed in sorted({*args.seeds, *seeds_run(out), *recorded}):
             run = find_run(out, seed)
-            if run is None and (name, seed) in previous:
-                rows.append(previous[(name, seed)])
-            elif run is not None or (name in args.probes and seed in args.seeds):
-                rows.append(summary(name, seed, flags, run))
+            here = (summary(name, seed, flags, run)
+                    if run is not None or (name in args.probes and seed in args.seeds) else None)
+            rows += [r for (probe, s, snapshot), r in previous.items()
+                     if (probe, s) == (name, seed) and (here is None
+                                                        or snapshot != here["snapshot"])]
+            rows += [here] if here is not None else []
     return rows
 
 
