@@ -269,6 +269,32 @@ def test_edp_energy_and_distillation_reach_the_tilted_policy(pretrained):
     assert agent._update._cache_size() == 1
 
 
+def test_resampled_teachers_reach_the_tilted_policy_without_an_energy(pretrained):
+    """`teacher="resampled"`: one of M = 16 prior samples drawn with probabilities
+    softmax(alpha Q), distilled by DSM, reaches pi_pre exp(alpha Q) (0.808); the energy is not
+    trained. Measured here: 0.767, 0.724, 0.844 after 200, 400, 600 iterations (DSM on
+    sampled teachers is a noisier regression than the guided distillation's, hence the mean of
+    all three)."""
+    alpha = 3.0
+    cfg = EDPFinetuneConfig(batch_size=64, num_negatives=16, policy_lr=3e-4, alpha=alpha,
+                            teacher="resampled", critic=iql.IQLConfig(hidden_dim=4, num_layers=1))
+    agent = EDPFinetuneAgent(cfg, pretrained, 1, 1, q_fn=lambda obs, a: LINEAR_Q * a[..., 0])
+    state = agent.init(jax.random.PRNGKey(2))
+    zeros = np.zeros((200, 64, 1), np.float32)
+    batch = bandit_batch(zeros, zeros[..., 0])
+    masses = []
+    for i in range(3):
+        state, metrics = agent.update(state, batch, jax.random.PRNGKey(10 + i))
+        masses.append(right_mass(agent, state, 100 + i))
+    print("right-mode masses after 200, 400, 600 iterations:", masses)
+    energy_moved = jax.tree.leaves(jax.tree.map(
+        lambda a, b: jnp.abs(a - b).max(), state.energy.params,
+        agent.init(jax.random.PRNGKey(2)).energy.params))
+    assert max(energy_moved) == 0
+    assert float(metrics["teacher_q"]) > float(metrics["negative_q"])
+    assert np.mean(masses) == pytest.approx(tilted_right_mass(alpha), abs=0.06), masses
+
+
 def test_a_moving_prior_compounds_the_tilt_beyond_one_tilt_of_pi_pre(pretrained):
     """`anchor_ema`: the teachers' prior follows the fine-tuned policy, so the tilts compound
     (pi_pre exp(k alpha Q) after k prior moves) instead of stopping at pi_pre exp(alpha Q).
@@ -490,6 +516,9 @@ def test_bad_configs_and_names_give_one_line_errors(pretrained):
         EDPFinetuneConfig(negatives_from="prior").check()
     with pytest.raises(ValueError, match=r"^edp anchor_ema=1\.5: must be in \[0, 1\]$"):
         EDPFinetuneConfig(anchor_ema=1.5).check()
+    with pytest.raises(ValueError, match=r"^edp teacher='best': must be one of guided, "
+                                         r"resampled$"):
+        EDPFinetuneConfig(teacher="best").check()
     with pytest.raises(ValueError, match=r"^dql critic\.expectile=1\.0: must be in \(0, 1\)$"):
         methods.make_method("dql", pretrained, 1, 1,
                             methods.DQLConfig(critic=iql.IQLConfig(expectile=1.0)))

@@ -9,8 +9,8 @@ frames with one set of flags, evaluated both ways (--eval-zero-noise: the paper'
 columns and the zero_noise_* columns, on the same start states). The grid:
 reference discount off/on x Q standardisation off/on x alpha 3, 10, 30 (12 runs), then the
 critic-contrast and guidance probes at alpha 30 (the best alpha of the earlier probes, README),
-then on the best of the grid (std_alpha10) two guidance probes and two with a prior that follows
-the fine-tuned policy (`--edp.anchor-ema`).
+then on the best of the grid (std_alpha10) two guidance probes, two with a prior that follows
+the fine-tuned policy (`--edp.anchor-ema`) and two with resampled teachers (`--edp.teacher`).
 
 Re-invocable (stop it with Ctrl-C, which also stops the running probes): finished runs
 (result.json) are skipped, interrupted ones resume from their last checkpoint (every 10k
@@ -80,6 +80,11 @@ def probe_grid() -> dict[str, list[str]]:
     # instead of one tilt of the broad pre-trained policy; lag in gradient iterations
     for lag in (5000, 1000):
         probes[f"std_alpha10_prior_lag{lag}"] = [*std_alpha10, "--edp.anchor-ema", str(1 / lag)]
+    # teachers resampled from M prior samples by the labels (no energy): is the learned
+    # guidance what limits the tilt?
+    probes["std_alpha10_resampled"] = [*std_alpha10, "--edp.teacher", "resampled"]
+    probes["std_alpha10_resampled_prior_lag1000"] = [*probes["std_alpha10_resampled"],
+                                                     "--edp.anchor-ema", "0.001"]
     return probes
 
 
