@@ -76,12 +76,12 @@ def test_finetuning_starts_from_the_actor_and_critic_trunk_only(pretrained):
     assert same(state.critic_target, fresh.critic_target)  # target not re-synchronised
 
 
-def test_fast_edp_standardises_q_and_paper_keeps_the_reference_labels():
-    """`fast` takes the measured label choice (docs/decisions.md), `paper` the reference's
-    softmax(3 Q) on raw Q."""
+def test_fast_edp_takes_the_measured_options_and_paper_keeps_the_reference():
+    """`fast` takes the measured label choice and moving prior (docs/decisions.md), `paper` the
+    reference's softmax(3 Q) on raw Q with pi_pre as the fixed prior."""
     fast, paper = defaults("fast", "edp", None).edp, defaults("paper", "edp", None).edp
-    assert (fast.alpha, fast.standardise_q) == (10.0, True)
-    assert (paper.alpha, paper.standardise_q) == (3.0, False)
+    assert (fast.alpha, fast.standardise_q, fast.anchor_ema) == (10.0, True, 2e-4)
+    assert (paper.alpha, paper.standardise_q, paper.anchor_ema) == (3.0, False, 0.0)
 
 
 def test_cpu_preset_finetunes_like_fast_on_a_wider_backbone_updated_every_step():

@@ -115,13 +115,15 @@ def _fast_diffusion(base: FinetuneConfig) -> dict:
     """Diffusion methods sized for a 2-core CPU: sampling chains dominate their cost, so fewer
     solver steps and negatives, smaller batches and critics, one update every 2 env steps. EDP's
     CEP labels use Q standardised per state with alpha 10: on walker_stand (3 seeds) that gained
-    1.8x what the reference's alpha 3 on raw Q did (docs/decisions.md, fine-tuning)."""
+    1.8x what the reference's alpha 3 on raw Q did; and its teachers' prior follows the
+    fine-tuned policy (anchor_ema 1/5000), ahead of the fixed prior on each of 3 seeds
+    (docs/decisions.md, fine-tuning)."""
     replace = dataclasses.replace
     common = dict(batch_size=128, diffusion_steps=5, update_every=2)
     critic = replace(base.edp.critic, hidden_dim=128)
     return {
         "edp": replace(base.edp, **common, critic=critic, num_negatives=8, energy_hidden_dim=64,
-                       energy_layers=2, alpha=10.0, standardise_q=True),
+                       energy_layers=2, alpha=10.0, standardise_q=True, anchor_ema=2e-4),
         "idql": replace(base.idql, **common, critic=critic),
         "dql": replace(base.dql, **common, critic=critic),
         "qsm": replace(base.qsm, **common, critic=critic),

@@ -27,23 +27,26 @@ factor, so alpha sets the tilt in units of the state's own Q spread whatever the
 (the target is then pi_pre exp(alpha Q / sigma_Q(s)) up to the mean, a per-state temperature,
 with sigma_Q estimated on the negatives).
 
-Moving prior (beyond the paper, `anchor_ema`). The target pi_pre exp(alpha Q) is one tilt of
-the pre-trained policy: however good Q gets, the fine-tuned policy cannot become narrower than
-"the best of pi_pre's samples", and a pre-trained policy fitted to all exploration data is broad
-(walker: action std 0.26-0.36 per dimension, benchmarks/finetune/README.md). With `anchor_ema`
-> 0 the teachers' prior is an exponential moving average of the fine-tuned weights, so the
-iteration tilts the policy it has reached, pi_{k+1} ~ pi_k exp(alpha Q): policy mirror descent
-with the KL to the recent policy as its trust region, whose tilts compound (on the bandit of
-tests/test_finetune_methods.py the right-mode mass passes the single tilt's 0.81). With
-`negatives_from="finetuned"` the reference's CEP also becomes nearly exact, since the prior and
-the negatives' policy then nearly coincide.
+Moving prior (beyond the paper, `anchor_ema`; on under the `fast` preset, 1/5000). The target
+pi_pre exp(alpha Q) is one tilt of the pre-trained policy: however good Q gets, the fine-tuned
+policy cannot become narrower than "the best of pi_pre's samples", and a pre-trained policy
+fitted to all exploration data is broad (walker: action std 0.26-0.36 per dimension,
+benchmarks/finetune/README.md). With `anchor_ema` > 0 the teachers' prior is an exponential
+moving average of the fine-tuned weights, so the iteration tilts the policy it has reached,
+pi_{k+1} ~ pi_k exp(alpha Q): policy mirror descent with the KL to the recent policy as its
+trust region, whose tilts compound (on the bandit of tests/test_finetune_methods.py the right-
+mode mass passes the single tilt's 0.81). With `negatives_from="finetuned"` the reference's CEP
+also becomes nearly exact, since the prior and the negatives' policy then nearly coincide.
 
 Resampled teachers (beyond the paper, `teacher="resampled"`). On walker the guided teachers
 gain little Q over the negatives (0.1 against a spread of 0.6 per state) although the labels
-are nearly one-hot, and the CEP loss stays ~0.3 nats below uniform: the energy's fit, not the
-target, limits the tilt. Resampling M prior samples with probabilities softmax(alpha Q) draws
-from pi_prior exp(alpha Q) without an energy (self-normalised importance sampling, exact as M
-grows), so comparing the two measures what the learned guidance loses.
+are nearly one-hot, and the CEP loss stays ~0.3 nats below uniform: is the energy's fit what
+limits the tilt? Resampling M prior samples with probabilities softmax(alpha Q) draws from
+pi_prior exp(alpha Q) without an energy (self-normalised importance sampling, exact as M
+grows), so comparing the two measures what the learned guidance loses. Measured: its teachers
+do gain 1.5 Q-spreads, yet the policy improves less than with guidance
+(benchmarks/finetune/README.md): the critic's ranking of a state's candidates, not the energy,
+is the limit.
 
 Negatives (docs/method.md §6.4). CEP learns f_t(x) = log E[exp(alpha Q(a_0)) | x_t = x]
 under the law the negatives come from, and that is the right guidance for the pre-trained score
