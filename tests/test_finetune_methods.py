@@ -236,6 +236,27 @@ def right_mass(agent, state, key: int) -> float:
     return float((actions > 0).mean())
 
 
+def bandit_agent(pretrained, **changes) -> EDPFinetuneAgent:
+    """EDP on the bandit with Q(a) = 0.4 a injected (critic off), negatives from the prior."""
+    cfg = EDPFinetuneConfig(**{
+        **dict(batch_size=16, num_negatives=16, energy_hidden_dim=128, energy_layers=3,
+               energy_lr=1e-3, policy_lr=1e-3, alpha=3.0, negatives_from="pretrained",
+               critic=iql.IQLConfig(hidden_dim=4, num_layers=1)), **changes})
+    return EDPFinetuneAgent(cfg, pretrained, 1, 1, q_fn=lambda obs, a: LINEAR_Q * a[..., 0])
+
+
+def tilt_rounds(agent, state):
+    """Three rounds of 200 iterations; the state, last metrics and right-mode mass per round."""
+    zeros = np.zeros((200, agent.cfg.batch_size, 1), np.float32)  # Q is known: states only
+    batch = bandit_batch(zeros, zeros[..., 0])
+    masses = []
+    for i in range(3):
+        state, metrics = agent.update(state, batch, jax.random.PRNGKey(10 + i))
+        masses.append(right_mass(agent, state, 100 + i))
+    print("right-mode masses after 200, 400, 600 iterations:", masses)
+    return state, metrics, masses
+
+
 def test_edp_energy_and_distillation_reach_the_tilted_policy(pretrained):
     """Known Q injected, critic off; negatives from pi_pre, where CEP is exact (QGPO).
 
@@ -246,25 +267,14 @@ def test_edp_energy_and_distillation_reach_the_tilted_policy(pretrained):
     reference's negatives (`finetuned`, the default) the iteration's exact fixed point is 0.755
     here, not 0.808 (see edp.py).
     """
-    alpha = 3.0
-    target = tilted_right_mass(alpha)
-    assert target == pytest.approx(1 / (1 + np.exp(-2 * alpha * LINEAR_Q * 0.6)), abs=1e-4)
-    cfg = EDPFinetuneConfig(batch_size=16, num_negatives=16, energy_hidden_dim=128,
-                            energy_layers=3, energy_lr=1e-3, policy_lr=1e-3, alpha=alpha,
-                            negatives_from="pretrained",
-                            critic=iql.IQLConfig(hidden_dim=4, num_layers=1))
-    agent = EDPFinetuneAgent(cfg, pretrained, 1, 1, q_fn=lambda obs, a: LINEAR_Q * a[..., 0])
+    target = tilted_right_mass(3.0)
+    assert target == pytest.approx(1 / (1 + np.exp(-2 * 3.0 * LINEAR_Q * 0.6)), abs=1e-4)
+    agent = bandit_agent(pretrained)
     state = agent.init(jax.random.PRNGKey(2))
     assert right_mass(agent, state, 0) == pytest.approx(0.5, abs=0.04)
-    zeros = np.zeros((200, 16, 1), np.float32)  # only the states matter: Q is known
-    batch = bandit_batch(zeros, zeros[..., 0])
-    masses = []
-    for i in range(3):
-        state, metrics = agent.update(state, batch, jax.random.PRNGKey(10 + i))
-        masses.append(right_mass(agent, state, 100 + i))
+    state, metrics, masses = tilt_rounds(agent, state)
     assert all(np.isfinite(float(v)) for v in metrics.values())
     assert "q_loss" not in metrics  # the injected Q replaced the critic
-    print("right-mode masses after 200, 400, 600 iterations:", masses)
     assert np.mean(masses[1:]) == pytest.approx(target, abs=0.08), masses
     assert agent._update._cache_size() == 1
 
@@ -275,24 +285,14 @@ def test_resampled_teachers_reach_the_tilted_policy_without_an_energy(pretrained
     trained. Measured here: 0.767, 0.724, 0.844 after 200, 400, 600 iterations (DSM on
     sampled teachers is a noisier regression than the guided distillation's, hence the mean of
     all three)."""
-    alpha = 3.0
-    cfg = EDPFinetuneConfig(batch_size=64, num_negatives=16, policy_lr=3e-4, alpha=alpha,
-                            teacher="resampled", critic=iql.IQLConfig(hidden_dim=4, num_layers=1))
-    agent = EDPFinetuneAgent(cfg, pretrained, 1, 1, q_fn=lambda obs, a: LINEAR_Q * a[..., 0])
-    state = agent.init(jax.random.PRNGKey(2))
-    zeros = np.zeros((200, 64, 1), np.float32)
-    batch = bandit_batch(zeros, zeros[..., 0])
-    masses = []
-    for i in range(3):
-        state, metrics = agent.update(state, batch, jax.random.PRNGKey(10 + i))
-        masses.append(right_mass(agent, state, 100 + i))
-    print("right-mode masses after 200, 400, 600 iterations:", masses)
+    agent = bandit_agent(pretrained, teacher="resampled", batch_size=64, policy_lr=3e-4)
+    state, metrics, masses = tilt_rounds(agent, agent.init(jax.random.PRNGKey(2)))
     energy_moved = jax.tree.leaves(jax.tree.map(
         lambda a, b: jnp.abs(a - b).max(), state.energy.params,
         agent.init(jax.random.PRNGKey(2)).energy.params))
     assert max(energy_moved) == 0
     assert float(metrics["teacher_q"]) > float(metrics["negative_q"])
-    assert np.mean(masses) == pytest.approx(tilted_right_mass(alpha), abs=0.06), masses
+    assert np.mean(masses) == pytest.approx(tilted_right_mass(3.0), abs=0.06), masses
 
 
 def test_a_moving_prior_compounds_the_tilt_beyond_one_tilt_of_pi_pre(pretrained):
@@ -303,24 +303,12 @@ def test_a_moving_prior_compounds_the_tilt_beyond_one_tilt_of_pi_pre(pretrained)
     Measured here with anchor_ema 0.005 (a prior lagging ~200 iterations): 0.935, 0.971, 0.990
     after 200, 400, 600 iterations; 0.02 gives 0.991, 1.0, 0.996.
     """
-    alpha = 3.0
-    cfg = EDPFinetuneConfig(batch_size=16, num_negatives=16, energy_hidden_dim=128,
-                            energy_layers=3, energy_lr=1e-3, policy_lr=1e-3, alpha=alpha,
-                            negatives_from="pretrained", anchor_ema=0.005,
-                            critic=iql.IQLConfig(hidden_dim=4, num_layers=1))
-    agent = EDPFinetuneAgent(cfg, pretrained, 1, 1, q_fn=lambda obs, a: LINEAR_Q * a[..., 0])
-    state = agent.init(jax.random.PRNGKey(2))
-    zeros = np.zeros((200, 16, 1), np.float32)
-    batch = bandit_batch(zeros, zeros[..., 0])
-    masses = []
-    for i in range(3):
-        state, _ = agent.update(state, batch, jax.random.PRNGKey(10 + i))
-        masses.append(right_mass(agent, state, 100 + i))
-    print("right-mode masses after 200, 400, 600 iterations:", masses)
+    agent = bandit_agent(pretrained, anchor_ema=0.005)
+    state, _, masses = tilt_rounds(agent, agent.init(jax.random.PRNGKey(2)))
     moved = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.abs(a - b).max(),
                                          state.pretrained.params, pretrained.params))
     assert max(moved) > 0  # the prior left pi_pre's weights
-    assert masses[-1] > tilted_right_mass(alpha) + 0.08, masses
+    assert masses[-1] > tilted_right_mass(3.0) + 0.08, masses
 
 
 # ---------------------------------------------------------------------------------------------
