@@ -179,6 +179,12 @@ def cep_loss(logits: jax.Array, q_values: jax.Array, alpha: float, standardise: 
     return -jnp.mean(jnp.sum(labels * jax.nn.log_softmax(logits, axis=-1), axis=-1))
 
 
+def label_metrics(labels: jax.Array, q_values: jax.Array) -> Metrics:
+    """How sharp the CEP labels are and how much Q varies over a state's candidates; (B, M)."""
+    return {"cep_label_max": labels.max(axis=-1).mean(),
+            "negative_q_std": q_values.std(axis=-1).mean()}
+
+
 def distillation_loss(student: jax.Array, target: jax.Array, sigma: jax.Array) -> jax.Array:
     """mean_batch sum_dims sigma_t (student - target)^2 (weight sigma_t, docs/method.md §6.4)."""
     return jnp.mean(sigma * jnp.sum((student - target) ** 2, axis=-1))
@@ -244,17 +250,19 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
         return policy, step.loss
 
     def resampled_teachers(self, state: EDPFinetuneState, critic: iql.IQLState, obs: jax.Array,
-                           key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """One of M prior samples per state, index ~ the CEP labels: teachers (B, A), the
-        candidates (B, M, A) and their Q (B, M)."""
+                           key: jax.Array) -> tuple[jax.Array, Metrics]:
+        """One of M prior samples per state, index ~ the CEP labels: teachers (B, A), and the
+        statistics of the candidates' labels and Q and of the teachers' Q."""
         k_cand, k_pick = jax.random.split(key)
         candidates = sample_actions(state.pretrained, obs, k_cand, self.cfg.diffusion_steps,
                                     num_samples=self.cfg.num_negatives)
         q_values = self.label_q(critic, obs, candidates)
         labels = cep_labels(q_values, self.cfg.alpha, self.cfg.standardise_q)
-        pick = jax.random.categorical(k_pick, jnp.log(labels), axis=-1)
-        return jnp.take_along_axis(candidates, pick[:, None, None], axis=1)[:, 0], \
-            candidates, q_values
+        pick = jax.random.categorical(k_pick, jnp.log(labels), axis=-1)[:, None]
+        teacher = jnp.take_along_axis(candidates, pick[..., None], axis=1)[:, 0]
+        teacher_q = jnp.take_along_axis(q_values, pick, axis=1)[:, 0]
+        return teacher, {**label_metrics(labels, q_values), "teacher_q": teacher_q.mean(),
+                         "negative_q": q_values.mean()}
 
     def negatives(self, state: EDPFinetuneState, obs: jax.Array, key: jax.Array) -> jax.Array:
         """M unguided samples per state, (B, M, A), from the fine-tuned policy (reference) or
@@ -286,9 +294,7 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
 
         energy, step = energy.apply_loss_fn(loss_fn)
         labels = cep_labels(q_values, self.cfg.alpha, self.cfg.standardise_q)
-        metrics = {"cep_loss": step.loss, "cep_label_max": labels.max(axis=-1).mean(),
-                   "negative_q_std": q_values.std(axis=-1).mean()}
-        return energy, metrics
+        return energy, {"cep_loss": step.loss, **label_metrics(labels, q_values)}
 
     def _update_once(self, state: EDPFinetuneState, batch: Batch, key: jax.Array
                      ) -> tuple[EDPFinetuneState, Metrics]:
@@ -318,12 +324,9 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
         critic, metrics = state.critic, {}
         if self.q_fn is None:
             critic, metrics = self.critic_step(critic, state.policy, batch, key)
-        teacher, _, q_values = self.resampled_teachers(state, critic, obs, k_teacher)
+        teacher, teacher_metrics = self.resampled_teachers(state, critic, obs, k_teacher)
         policy, dsm = policy_dsm_step(state.policy, teacher, obs, k_distill)
-        labels = cep_labels(q_values, self.cfg.alpha, self.cfg.standardise_q)
-        metrics.update(distill_loss=dsm["bc_loss"], cep_label_max=labels.max(axis=-1).mean(),
-                       negative_q_std=q_values.std(axis=-1).mean(), negative_q=q_values.mean(),
-                       teacher_q=self.label_q(critic, obs, teacher[:, None])[:, 0].mean())
+        metrics.update(teacher_metrics, distill_loss=dsm["bc_loss"])
         return state.replace(pretrained=self.moved_anchor(state.pretrained, policy),
                              policy=policy, critic=critic), metrics
 
