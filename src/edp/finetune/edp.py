@@ -115,8 +115,8 @@ class EDPFinetuneConfig(DiffusionFinetuneConfig):
     teacher: Literal["guided", "resampled"] = "guided"
     """`guided`: the paper's teachers, the prior's chain guided by grad f_psi, distilled at the
     guided score. `resampled` (beyond the paper): one of M prior samples per state, drawn with
-    the CEP labels as probabilities, distilled by denoising score matching; no energy (see the
-    module docstring)."""
+    the CEP labels as probabilities, distilled by denoising score matching; no energy
+    (docs/decisions.md, fine-tuning)."""
     anchor_ema: float = 0.0
     """Beyond the paper: after every iteration the teachers' prior moves toward the fine-tuned
     policy, theta_prior <- (1 - anchor_ema) theta_prior + anchor_ema theta_ft, so that the target
