@@ -5,7 +5,8 @@ fine-tuning from its snapshot vs from scratch on downstream tasks, then `edp rep
         urlb/walker_run --methods ddpg --seeds 0 1 --jobs 2
 
 From-scratch runs start at once, beside the pre-training; the runs from its snapshot follow it,
-method by method (the first method's runs first).
+method by method (the first method's runs first). With the pre-training already done, the
+from-snapshot runs go first and the from-scratch runs last.
 
 Every run is the real CLI in its own process. Re-invocable: finished runs (result.json) are
 skipped, interrupted ones resume from their last checkpoint. Prints the command, the machine,
@@ -66,7 +67,7 @@ def run_cli(args: list[str], root: Path, env: str, label: str, seed: int) -> Pat
     if existing is not None and any((existing / "checkpoints").glob("[0-9]*")):
         cmd = [args[0], "--resume", str(existing)]
     else:
-        cmd = [*args, "--out", str(root), "--seed", str(seed), "--quiet"]
+        cmd = [*args, "--out", os.path.relpath(root), "--seed", str(seed), "--quiet"]
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "edp.cli", *cmd], capture_output=True,
                           text=True, env={**os.environ, **SINGLE_THREAD})
@@ -109,19 +110,22 @@ def main() -> None:
         cli += ["--eval-zero-noise"] if method in DIFFUSION else []  # both evaluations
         label = f"{method}_scratch" if snap is None else f"{method}_from_edp"
         if snap is not None:
-            cli += ["--snapshot", str(snap)]
+            cli += ["--snapshot", os.path.relpath(snap)]  # run configs name it from the repo
         try:
             return run_cli(cli, args.root, task, label, seed)
         except RuntimeError as exc:
             print(exc, flush=True)
 
+    pretrained = find_run(args.root, args.domain, "edp", 0)
+    # From-scratch runs need no snapshot: they use the other workers during a pre-training.
+    scratch_first = pretrained is None or not (pretrained / "result.json").is_file()
+    scratch = [(task, "ddpg", seed) for task in args.tasks for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         pre = pool.submit(run_cli, pretrain, args.root, args.domain, "edp", 0)
-        # From-scratch runs need no snapshot: they use the other workers during pre-training.
-        futures = [pool.submit(one, task, "ddpg", seed, None)
-                   for task in args.tasks for seed in args.seeds]
+        futures = [pool.submit(one, *run, None) for run in scratch] if scratch_first else []
         futures += [pool.submit(one, task, method, seed, pre.result())
                     for method in args.methods for task in args.tasks for seed in args.seeds]
+        futures += [] if scratch_first else [pool.submit(one, *run, None) for run in scratch]
         runs = [run for run in (f.result() for f in futures) if run is not None]
     for run in runs:
         result = json.loads((run / "result.json").read_text())
