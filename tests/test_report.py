@@ -151,7 +151,8 @@ def test_finetune_report_has_task_aggregate_and_improvement_tables(tmp_path):
             for seed in range(3):
                 final = expert * (level + 0.05 * seed)
                 finals.setdefault(label, []).append(final / expert)
-                fake_finetune(runs, task, label, seed, [0.0, final / 2, final], expert)
+                start = 0.1 * expert if label == "edp_from_edp" else 0.0
+                fake_finetune(runs, task, label, seed, [start, final / 2, final], expert)
     fake_finetune(runs, "urlb/hopper_hop", "edp_from_edp", 0, [0.0, 30.0, 60.0], None)
     fake_finetune(runs, "urlb/hopper_hop", "ddpg_from_icm", 0, [0.0, 10.0, 20.0], None)
     fake_finetune(runs, "urlb/walker_run", "edp_from_edp", 9, [0.0, 0.0], 800.0, finished=False)
@@ -163,6 +164,8 @@ def test_finetune_report_has_task_aggregate_and_improvement_tables(tmp_path):
     assert "raw return on urlb/hopper_hop: no expert score" in report
     row = re.search(r"\| urlb/walker_run \| edp_from_edp \| 3 \| 20,000 \| (\S+) \|", report)
     assert row and float(row.group(1)) == pytest.approx(0.85, abs=1e-3)
+    # started at 0.1 of the expert score: the mean over seeds (0.85) minus that is the gain
+    assert re.search(r"\| urlb/walker_run \| edp_from_edp \| 3 .* \| 0\.100 \| \+0\.750 \|", report)
     assert "| urlb/hopper_hop | edp_from_edp | 1 | 20,000 | 60.000 |" in report
     assert "Expert-normalised scores (without urlb/hopper_hop)" in report
     header = "| method | tasks | runs | IQM | mean | median | optimality gap |"

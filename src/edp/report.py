@@ -446,14 +446,18 @@ def _task_table(groups, cfg: ReportConfig, raw: list[str]) -> list[str]:
     lines = ["## Fine-tuning: score at the last evaluation", "",
              "Score: return / expert return of the task"
              + (f" (raw return on {', '.join(raw)}: no expert score)" if raw else "") + ".", "",
-             "| task | method | runs | frames | mean | 95% CI of mean | per run |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| task | method | runs | frames | mean | 95% CI of mean | per run | frame 0 | gain |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (task, label), evals in groups.items():
         finals = np.array([e.scores[-1] for e in evals])
         mean, low, high = stratified_interval(mean_of_means, ([finals],), cfg.bootstrap)
+        # What fine-tuning added to the policy it started from (runs evaluated at frame 0).
+        starts = [e.scores[0] for e in evals if e.frames[0] == 0]
+        start, gain = ((f"{np.mean(starts):.3f}", f"{mean - np.mean(starts):+.3f}")
+                       if len(starts) == len(evals) else ("-", "-"))
         lines.append(f"| {task} | {label} | {len(evals)} | {min(e.frames[-1] for e in evals):,} "
                      f"| {mean:.3f} | [{low:.3f}, {high:.3f}] | "
-                     f"{' '.join(f'{v:.3f}' for v in finals)} |")
+                     f"{' '.join(f'{v:.3f}' for v in finals)} | {start} | {gain} |")
     return lines
 
 
