@@ -59,10 +59,14 @@ def find_run(root: Path, env: str, label: str, seed: int) -> Path | None:
     return runs[0].parent if runs else None
 
 
+def finished(run: Path | None) -> bool:
+    return run is not None and (run / "result.json").is_file()
+
+
 def run_cli(args: list[str], root: Path, env: str, label: str, seed: int) -> Path:
     """Run (or resume, or skip) one CLI run; returns its run directory."""
     existing = find_run(root, env, label, seed)
-    if existing is not None and (existing / "result.json").is_file():
+    if finished(existing):
         return existing
     if existing is not None and any((existing / "checkpoints").glob("[0-9]*")):
         cmd = [args[0], "--resume", str(existing)]
@@ -116,9 +120,8 @@ def main() -> None:
         except RuntimeError as exc:
             print(exc, flush=True)
 
-    pretrained = find_run(args.root, args.domain, "edp", 0)
     # From-scratch runs need no snapshot: they use the other workers during a pre-training.
-    scratch_first = pretrained is None or not (pretrained / "result.json").is_file()
+    scratch_first = not finished(find_run(args.root, args.domain, "edp", 0))
     scratch = [(task, "ddpg", seed) for task in args.tasks for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         pre = pool.submit(run_cli, pretrain, args.root, args.domain, "edp", 0)
