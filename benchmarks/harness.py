@@ -1,5 +1,6 @@
 """What the benchmark scripts share: run `edp` in a child process and time it, describe the
-machine, and keep results as JSON lines that a re-invoked script skips (resumable runs)."""
+machine, keep results as JSON lines that a re-invoked script skips (resumable runs), and copy
+finished runs' small files into a committed record tree (machines do not outlive a session)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,26 @@ def pretrain_group(parent: Path, seeds: list[int], args: list[str], out: Path
         shutil.rmtree(parent, ignore_errors=True)
         wall, cpu = edp("pretrain", [*args, "--seeds", *map(str, seeds)], out)
     return wall, cpu, resumed
+
+
+def record(run: Path, root: Path, records: Path, names: tuple[str, ...],
+           final: tuple[str, ...] = ()) -> Path:
+    """Copy a finished run's small text files (`names`, and `final` of its last checkpoint) into
+    the record tree at its path relative to `root`, result.json last since it marks the record
+    complete; the replay and the weights stay behind. Paths into the repository (a sweep's
+    configs name its root absolutely) become relative to it. Returns the record's directory."""
+    from edp import checkpoint
+
+    target = records / run.relative_to(root)
+    if final:
+        last = checkpoint.latest(run / "checkpoints")
+        (target / "checkpoints" / last.name).mkdir(parents=True, exist_ok=True)
+        for name in final:
+            shutil.copy2(last / name, target / "checkpoints" / last.name / name)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in sorted(names, key=lambda name: name == "result.json"):
+        (target / name).write_text((run / name).read_text().replace(f"{REPO}/", ""))
+    return target
 
 
 def machine() -> str:

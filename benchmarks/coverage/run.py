@@ -21,14 +21,12 @@ import argparse
 import csv
 import json
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import machine, pretrain_group  # noqa: E402
+from harness import machine, pretrain_group, record  # noqa: E402
 
-from edp import checkpoint  # noqa: E402
 from edp.config import PRESETS  # noqa: E402
 from edp.envs import EnvId  # noqa: E402
 from edp.envs.maze import MAZE_NAMES  # noqa: E402
@@ -41,6 +39,7 @@ LOST = HERE / "lost_runs.csv"
 SEVEN = [m for m in MAZE_NAMES if m != "square_corridor"]
 # what the report reads; the final checkpoint's replay and weights stay behind in --root
 RECORDED = ("config.json", "coverage.json", "result.json")
+FINAL = ("coverage.npz", "state.json")  # the final visit counts, from the last checkpoint
 
 
 def lost_runs() -> set[tuple[str, str, int, int]]:
@@ -61,17 +60,6 @@ def done(records: Path, lost: set, maze: str, agent: str, seed: int, frames: int
         if (config["frames"], config["preset"]) == (frames, preset):
             return True
     return False
-
-
-def record(run: Path, records: Path, root: Path) -> None:
-    """Copy a finished run's small files into the record tree, at the same relative path."""
-    target = records / run.relative_to(root)
-    final = checkpoint.latest(run / "checkpoints")
-    (target / "checkpoints" / final.name).mkdir(parents=True, exist_ok=True)
-    for name in ("coverage.npz", "state.json"):
-        shutil.copy2(final / name, target / "checkpoints" / final.name / name)
-    for name in RECORDED:  # result.json last: it marks the record complete
-        shutil.copy2(run / name, target / name)
 
 
 def main() -> None:
@@ -117,7 +105,7 @@ def main() -> None:
         values = []
         for seed in seeds:
             (run,) = parent.glob(f"{seed}-*")
-            record(run, args.records, out)
+            record(run, out, args.records, RECORDED, FINAL)
             values.append(json.loads((run / "result.json").read_text())["coverage"])
         print(f"[{i}/{len(groups)}] {maze} {agent}: coverage "
               f"{' '.join(f'{v:.3f}' for v in values)}; {wall:.0f} s wall, {cpu / 60:.1f} CPU-min"

@@ -8,9 +8,13 @@ From-scratch runs start at once, beside the pre-training; the runs from its snap
 method by method (the first method's runs first). With the pre-training already done, the
 from-snapshot runs go first and the from-scratch runs last.
 
-Every run is the real CLI in its own process. Re-invocable: finished runs (result.json) are
-skipped, interrupted ones resume from their last checkpoint. Prints the command, the machine,
-env steps/s of every domain, each run's wall time and final evaluation, and the report.
+Every run is the real CLI in its own process, in --root (git-ignored). A finished fine-tuning
+run's small files (config, eval.csv, result; not the replay or the weights) are copied into the
+committed record tree (--records), because machines do not outlive a session; the report is
+drawn from the records. Re-invocable: recorded runs are skipped (and the pre-training too when
+every run that needs its snapshot is recorded), interrupted ones resume from their last
+checkpoint. Prints the command, the machine, env steps/s of every domain, each run's wall time
+and final evaluation, and the report.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from edp.envs import make_env
 from edp.report import ReportConfig, write_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import REPO  # noqa: E402
+from harness import REPO, record  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs"  # git-ignored; inside the repository, so a re-invocation there continues
+RECORDS = HERE / "records"  # committed
+RECORDED = ("config.json", "eval.csv", "result.json")  # what the report reads
 DIFFUSION = ("edp", "idql", "dql", "qsm", "dipo")
 DOMAIN_TASKS = ["urlb/walker_stand", "urlb/quadruped_stand", "urlb/jaco_reach_top_left",
                 "urlb/cheetah_run", "urlb/hopper_hop"]
@@ -93,10 +99,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--root", type=Path, default=RUNS)
+    parser.add_argument("--records", type=Path, default=RECORDS)
     parser.add_argument("--report", type=Path, default=HERE / "results")
     parser.add_argument("--skip-env-speed", action="store_true")
     args = parser.parse_args()
-    args.root, args.report = args.root.resolve(), args.report.resolve()
+    args.root, args.records, args.report = (path.resolve() for path in
+                                            (args.root, args.records, args.report))
     os.chdir(REPO)  # results.csv names the runs relative to the repository
     print("command:", " ".join(["python", *sys.argv]))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
@@ -109,30 +117,56 @@ def main() -> None:
     pretrain = ["pretrain", "--env", args.domain, "--agent", "edp", "--frames", str(frames),
                 "--snapshots", *map(str, snapshots)]
 
+    def label(method, from_snapshot):
+        return f"{method}_from_edp" if from_snapshot else f"{method}_scratch"
+
+    def kept(task, method, seed, from_snapshot):
+        """The finished record of this run at --frames, if any."""
+        for config in sorted((args.records / task / label(method, from_snapshot))
+                             .glob(f"{seed}-*/config.json")):
+            if (finished(config.parent)
+                    and json.loads(config.read_text())["config"]["frames"] == args.frames):
+                return config.parent
+        return None
+
     def one(task, method, seed, snap):
         cli = ["finetune", "--env", task, "--method", method, "--frames", str(args.frames)]
         cli += ["--eval-zero-noise"] if method in DIFFUSION else []  # both evaluations
-        label = f"{method}_scratch" if snap is None else f"{method}_from_edp"
         if snap is not None:
             cli += ["--snapshot", os.path.relpath(snap)]  # run configs name it from the repo
         try:
-            return run_cli(cli, args.root, task, label, seed)
+            run = run_cli(cli, args.root, task, label(method, snap is not None), seed)
         except RuntimeError as exc:
             print(exc, flush=True)
+        else:
+            record(run, args.root, args.records, RECORDED)
 
+    scratch = [(task, "ddpg", seed, False) for task in args.tasks for seed in args.seeds]
+    tuned = [(task, method, seed, True) for method in args.methods for task in args.tasks
+             for seed in args.seeds]
+    todo = [run for run in scratch + tuned if kept(*run) is None]
+    print(f"{len(scratch + tuned) - len(todo)} runs recorded, {len(todo)} to run", flush=True)
     # From-scratch runs need no snapshot: they use the other workers during a pre-training.
     scratch_first = not finished(find_run(args.root, args.domain, "edp", 0))
-    scratch = [(task, "ddpg", seed) for task in args.tasks for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        pre = pool.submit(run_cli, pretrain, args.root, args.domain, "edp", 0)
-        futures = [pool.submit(one, *run, None) for run in scratch] if scratch_first else []
-        futures += [pool.submit(one, task, method, seed, pre.result())
-                    for method in args.methods for task in args.tasks for seed in args.seeds]
-        futures += [] if scratch_first else [pool.submit(one, *run, None) for run in scratch]
-        runs = [run for run in (f.result() for f in futures) if run is not None]
+        pre = (pool.submit(run_cli, pretrain, args.root, args.domain, "edp", 0)
+               if any(run in todo for run in tuned) else None)
+        first, last = [run for run in todo if run in scratch], []
+        if not scratch_first:
+            first, last = last, first
+        futures = [pool.submit(one, *run[:3], None) for run in first]
+        try:
+            snap = pre.result() if pre is not None else None
+        except RuntimeError as exc:  # the from-scratch runs already submitted still finish
+            raise SystemExit(f"no snapshot to fine-tune from: {exc}") from None
+        futures += [pool.submit(one, *run[:3], snap) for run in todo if run in tuned]
+        futures += [pool.submit(one, *run[:3], None) for run in last]
+        for future in futures:
+            future.result()
+    runs = [run for run in (kept(*run) for run in scratch + tuned) if run is not None]
     for run in runs:
         result = json.loads((run / "result.json").read_text())
-        print(f"{run.relative_to(args.root)}: {result['final_eval']}")
+        print(f"{run.relative_to(args.records)}: {result['final_eval']}")
     path = write_report(ReportConfig(runs=tuple(runs), out=args.report))
     print(path.read_text())
 
