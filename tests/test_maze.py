@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import gymnasium
 import numpy as np
 import pytest
@@ -216,6 +218,37 @@ def test_move_matches_scalar_reference(name):
     positions, actions = np.concatenate([positions, shots[0]]), np.concatenate([actions, shots[1]])
     out = move(maze, positions, actions, ConstantRng())
     np.testing.assert_array_equal(out, _reference(maze, positions, actions))
+
+
+@pytest.mark.parametrize("name", MAZE_NAMES)
+def test_move_matches_scalar_reference_for_long_moves(name):
+    """Moves across up to hundreds of grid lines, from inside and outside the grid: `move`
+    looks only at the lines whose probe is near the grid, and must miss no wall."""
+    maze = get_maze(name)
+    rng = np.random.default_rng(5)
+    x_min, x_max, y_min, y_max = maze.bounds
+    positions = rng.uniform((x_min - 3, y_min - 3), (x_max + 3, y_max + 3), (60, 2))
+    actions = rng.uniform(-1, 1, (60, 2)) * rng.choice([3, 30, 300], (60, 1))
+    positions, actions = positions.astype(np.float32), actions.astype(np.float32)
+    np.testing.assert_array_equal(move(maze, positions, actions, ConstantRng()),
+                                  _reference(maze, positions, actions))
+
+
+@pytest.mark.parametrize("name", ["square_a", "square_large"])
+def test_huge_actions_cost_no_more_than_unit_ones(name):
+    """A diverged policy's actions (1e6 to 1e30) once took a pass per grid line crossed, i.e.
+    forever; they are moved as fast as unit ones, and strict moves stay in the maze."""
+    maze = get_maze(name)
+    rng = np.random.default_rng(6)
+    points = _maze_points(maze, 500, rng).astype(np.float32)
+    for scale in (1e6, 1e12, 1e30):
+        actions = (rng.normal(size=(500, 2)) * scale).astype(np.float32)
+        t0 = time.perf_counter()
+        out = move(maze, points, actions, rng)
+        strict = move(maze, points, actions, rng, strict=True)
+        assert time.perf_counter() - t0 < 5.0
+        assert np.isfinite(out).all() and _in_cells(maze, strict).all()
+        assert inside_maze(maze, out).mean() > 0.95  # the walls stop them: leaks are rare
 
 
 coordinate = st.one_of(st.floats(-7, 10, width=32), st.integers(-14, 20).map(lambda k: k / 2))

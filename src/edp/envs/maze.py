@@ -125,7 +125,15 @@ def enclosed_area(maze: Maze) -> int:
 
 def inside_maze(maze: Maze, positions: np.ndarray) -> np.ndarray:
     """Which of the (N, 2) positions lie in a maze cell (cells as `move` rounds them)."""
-    return _lookup(maze, maze.inside, np.rint(np.asarray(positions, np.float64)).astype(np.int64))
+    return _lookup(maze, maze.inside, _cells(maze, positions))
+
+
+def _cells(maze: Maze, positions: np.ndarray) -> np.ndarray:
+    """Integer cells (N, 2) of points by round-half-to-even; points far beyond the grid map
+    to a cell just beyond it (as far, for `_lookup`), so no size overflows the integers."""
+    lo = np.asarray(maze.origin, np.float64) - 2
+    hi = lo + maze.right.shape + 3
+    return np.rint(np.clip(np.asarray(positions, np.float64), lo, hi)).astype(np.int64)
 
 
 def _lookup(maze: Maze, grid: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -152,13 +160,38 @@ def _axis_hit(maze: Maze, p: np.ndarray, d: np.ndarray, axis: int) -> np.ndarray
     crossings = np.abs(np.rint(p[:, axis] + d[:, axis]) - start)
     step = np.sign(d[:, axis])
     safe = np.where(d[:, axis] == 0, 1.0, d[:, axis])  # no crossings there; avoids 0 / 0
+    lo, count = _probed_lines(maze, p, d, (start + 0.5 * step - p[:, axis]) / safe, step / safe,
+                              crossings)
     first = np.full(len(p), np.inf)
-    for i in range(int(crossings.max(initial=0))):
+    for k in range(int(count.max(initial=0))):  # in order along the path: the first hit wins
+        i = lo + k
         r = (start + step * (i + 0.5) - p[:, axis]) / safe
-        probe = np.rint(p + (_PROBE * r)[:, None] * d).astype(np.int64)
-        hit = (i < crossings) & _has_wall(maze, probe, axis, step)
+        probe = _cells(maze, p + (_PROBE * r)[:, None] * d)
+        hit = (k < count) & _has_wall(maze, probe, axis, step)
         first = np.where(hit & np.isinf(first), r, first)
     return first
+
+
+def _probed_lines(maze: Maze, p: np.ndarray, d: np.ndarray, r0: np.ndarray, dr: np.ndarray,
+                  crossings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The crossed lines i (fraction r0 + i dr of `d`) whose probe can find a wall: (first i,
+    how many). A probe is affine in i, and one outside the padded grid reads the wall-free
+    padding, so only a run of at most the grid's width of lines is looked at, whatever the
+    size of `d` (a diverged policy's 1e6 must not take a million passes). Both ends are widened
+    by a margin of lines and cells against rounding; the extra lines read no wall."""
+    lo, hi = np.zeros(len(p)), crossings - 1
+    for c in (0, 1):
+        a = p[:, c] + _PROBE * r0 * d[:, c]  # the probe's coordinate c is a + b i
+        b = _PROBE * dr * d[:, c]
+        low, high = maze.origin[c] - 2.0, maze.origin[c] + maze.right.shape[c] + 1.0
+        flat = b == 0
+        b = np.where(flat, 1.0, b)
+        ends = np.sort(np.stack([(low - a) / b, (high - a) / b]), axis=0)
+        inside = (low <= a) & (a <= high)
+        lo = np.maximum(lo, np.where(flat, np.where(inside, 0.0, np.inf), np.floor(ends[0]) - 1))
+        hi = np.minimum(hi, np.where(flat, np.where(inside, hi, -np.inf), np.ceil(ends[1]) + 1))
+    count = np.where(lo <= hi, hi - lo + 1, 0.0)
+    return np.where(lo <= hi, lo, 0.0), count
 
 
 def _first_hit(maze: Maze, p: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -236,9 +269,13 @@ def move(maze: Maze | str, positions: np.ndarray, actions: np.ndarray, rng: np.r
     if not (np.isfinite(p).all() and np.isfinite(d).all()):
         raise ValueError("positions and actions must be finite")
     out = _slide(maze, p, d, rng).astype(np.float32)
-    if strict:
-        start, end = np.rint(p).astype(np.int64), np.rint(out).astype(np.int64)
-        out = np.where(_reachable(maze, start, end)[:, None], out, p.astype(np.float32))
+    if strict:  # maze cells lie in the grid: a move from or to a cell outside it is refused
+        cells = np.rint(np.stack([p, out.astype(np.float64)]))
+        lo = np.asarray(maze.origin, np.float64)
+        grid = np.all((cells >= lo) & (cells < lo + maze.right.shape), axis=(0, 2))
+        cells = np.where(grid[None, :, None], cells, lo).astype(np.int64)
+        ok = grid & _reachable(maze, cells[0], cells[1])
+        out = np.where(ok[:, None], out, p.astype(np.float32))
     return out
 
 
