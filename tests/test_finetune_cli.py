@@ -281,3 +281,23 @@ def test_every_baseline_pretrains_on_urlb_and_its_actor_fine_tunes(tmp_path, nam
         assert ("steps/meta" in replay) == (skill > 0)
         if skill:
             assert replay["steps/meta"].shape[-1] == skill
+
+
+def test_a_diverged_policy_stops_with_one_line_and_keeps_its_record(tmp_path, capsys,
+                                                                    monkeypatch):
+    """A policy whose actions turn NaN (QSM's unclipped samples ran away on a maze, every loss
+    finite) stops the run with one line before the env sees them; eval.csv keeps its rows."""
+    act = ddpg.BackboneAgent.act
+
+    def diverging(self, state, observation, key, step, eval_mode):
+        action = act(self, state, observation, key, step, eval_mode)
+        return action * np.nan if step >= 150 and not eval_mode else action
+
+    monkeypatch.setattr(ddpg.BackboneAgent, "act", diverging)
+    err = error_of(capsys, ["finetune", "--env", "maze/square_b", "--method", "ddpg", *TINY,
+                            "--out", str(tmp_path), *TINY_FT])
+    assert "non-finite action at frame 150" in err
+    run = run_dirs(tmp_path, "maze/square_b/ddpg_scratch/*")[0]
+    assert [r.split(",")[0] for r in (run / "eval.csv").read_text().splitlines()[1:]] \
+        == ["0", "100"]
+    assert not (run / "result.json").exists()

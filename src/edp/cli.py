@@ -269,7 +269,7 @@ def evaluate(argv: list[str]) -> int:
 
     from edp.checkpoint import CheckpointError
     from edp.evaluate import EvalConfig, evaluate_run
-    from edp.loop import describe
+    from edp.loop import NonFiniteError, describe
 
     cfg = tyro.cli(EvalConfig, args=argv, prog="edp eval",
                    description="Re-evaluate a run's latest checkpoint with the deterministic "
@@ -277,7 +277,7 @@ def evaluate(argv: list[str]) -> int:
                    "mean on URLB tasks).")
     try:
         row, frame, video = evaluate_run(cfg)
-    except (ConfigError, OSError, CheckpointError, ValueError) as exc:
+    except (ConfigError, OSError, CheckpointError, NonFiniteError, ValueError) as exc:
         return _fail(str(exc))
     print(f"{cfg.run} at {frame:,} frames: {describe(row)} over {cfg.episodes} episodes")
     if video is not None:

@@ -34,7 +34,18 @@ from edp.sinks import Progress, Sinks, to_scalars
 
 
 class NonFiniteError(RuntimeError):
-    """A loss or statistic became NaN or infinite."""
+    """A loss, statistic or action became NaN or infinite."""
+
+
+def finite_actions(action: jax.Array, where: str) -> np.ndarray:
+    """The actions as numpy, or a NonFiniteError: a policy that diverged (an unclipped
+    diffusion sample can run away while every loss stays finite) stops the run with one line
+    instead of handing NaN to the environment."""
+    action = np.asarray(action)
+    if not np.isfinite(action).all():
+        raise NonFiniteError(f"non-finite action {where}: the policy diverged; the last good "
+                             "checkpoint is kept")
+    return action
 
 
 @dataclass(frozen=True)
@@ -171,8 +182,9 @@ class Trainer:
                     self.state, meta = agent.update_meta(self.state, meta, step,
                                                          self._meta_key(step, 1),
                                                          self._sample_transitions)
-                action = np.asarray(agent.act(self.state, with_meta(obs, meta),
-                                              _fold_in(self.act_key, step), step, False))
+                action = finite_actions(agent.act(self.state, with_meta(obs, meta),
+                                                  _fold_in(self.act_key, step), step, False),
+                                        f"at frame {self.frame}")
                 if self._learning_due(step):
                     batch = self.replay.sample(self.sample_rng, agent.batch_size,
                                                agent.updates_per_step)
@@ -314,8 +326,9 @@ def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.
             if record and rollout == 0:
                 frames.append(env.render())
             act_key = _fold_in(_fold_in(key, rollout), t)
-            action = np.asarray(agent.act(state, with_meta(obs, meta), act_key, step, True)
-                                if mode is None else agent.act_eval(state, obs, act_key, mode))
+            action = finite_actions(agent.act(state, with_meta(obs, meta), act_key, step, True)
+                                    if mode is None else agent.act_eval(state, obs, act_key, mode),
+                                    "in an evaluation episode")
             out = env.step(action)
             total += out.reward
             obs, done, t = out.observation, out.done, t + 1
