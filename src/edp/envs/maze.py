@@ -269,13 +269,12 @@ def move(maze: Maze | str, positions: np.ndarray, actions: np.ndarray, rng: np.r
     if not (np.isfinite(p).all() and np.isfinite(d).all()):
         raise ValueError("positions and actions must be finite")
     out = _slide(maze, p, d, rng).astype(np.float32)
-    if strict:  # maze cells lie in the grid: a move from or to a cell outside it is refused
-        cells = np.rint(np.stack([p, out.astype(np.float64)]))
-        lo = np.asarray(maze.origin, np.float64)
-        grid = np.all((cells >= lo) & (cells < lo + maze.right.shape), axis=(0, 2))
-        cells = np.where(grid[None, :, None], cells, lo).astype(np.int64)
-        ok = grid & _reachable(maze, cells[0], cells[1])
-        out = np.where(ok[:, None], out, p.astype(np.float32))
+    if strict:  # beyond the grid all is open: clamping the cells to just beyond it keeps
+        # every answer and bounds the search by the grid, whatever the size of the move
+        lo = np.asarray(maze.origin, np.float64) - 1
+        cells = np.clip(np.rint(np.stack([p, out.astype(np.float64)])), lo,
+                        lo + maze.right.shape + 1).astype(np.int64)
+        out = np.where(_reachable(maze, cells[0], cells[1])[:, None], out, p.astype(np.float32))
     return out
 
 
