@@ -128,12 +128,18 @@ def inside_maze(maze: Maze, positions: np.ndarray) -> np.ndarray:
     return _lookup(maze, maze.inside, _cells(maze, positions))
 
 
-def _cells(maze: Maze, positions: np.ndarray) -> np.ndarray:
-    """Integer cells (N, 2) of points by round-half-to-even; points far beyond the grid map
-    to a cell just beyond it (as far, for `_lookup`), so no size overflows the integers."""
+def _near_grid(maze: Maze) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest (x, y) worth telling apart: two cells beyond the padded grid, where
+    `_lookup` (after `_has_wall`'s shift too) reads the wall-free padding, as for any cell
+    further out. Clamping coordinates to them changes no answer and bounds every search."""
     lo = np.asarray(maze.origin, np.float64) - 2
-    hi = lo + maze.right.shape + 3
-    return np.rint(np.clip(np.asarray(positions, np.float64), lo, hi)).astype(np.int64)
+    return lo, lo + maze.right.shape + 3
+
+
+def _cells(maze: Maze, positions: np.ndarray) -> np.ndarray:
+    """Integer cells (N, 2) of points by round-half-to-even, clamped to `_near_grid` (so no
+    size overflows the integers)."""
+    return np.rint(np.clip(np.asarray(positions, np.float64), *_near_grid(maze))).astype(np.int64)
 
 
 def _lookup(maze: Maze, grid: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -180,10 +186,11 @@ def _probed_lines(maze: Maze, p: np.ndarray, d: np.ndarray, r0: np.ndarray, dr: 
     size of `d` (a diverged policy's 1e6 must not take a million passes). Both ends are widened
     by a margin of lines and cells against rounding; the extra lines read no wall."""
     lo, hi = np.zeros(len(p)), crossings - 1
+    near = _near_grid(maze)
     for c in (0, 1):
         a = p[:, c] + _PROBE * r0 * d[:, c]  # the probe's coordinate c is a + b i
         b = _PROBE * dr * d[:, c]
-        low, high = maze.origin[c] - 2.0, maze.origin[c] + maze.right.shape[c] + 1.0
+        low, high = near[0][c], near[1][c]
         flat = b == 0
         b = np.where(flat, 1.0, b)
         ends = np.sort(np.stack([(low - a) / b, (high - a) / b]), axis=0)
@@ -269,12 +276,9 @@ def move(maze: Maze | str, positions: np.ndarray, actions: np.ndarray, rng: np.r
     if not (np.isfinite(p).all() and np.isfinite(d).all()):
         raise ValueError("positions and actions must be finite")
     out = _slide(maze, p, d, rng).astype(np.float32)
-    if strict:  # beyond the grid all is open: clamping the cells to just beyond it keeps
-        # every answer and bounds the search by the grid, whatever the size of the move
-        lo = np.asarray(maze.origin, np.float64) - 1
-        cells = np.clip(np.rint(np.stack([p, out.astype(np.float64)])), lo,
-                        lo + maze.right.shape + 1).astype(np.int64)
-        out = np.where(_reachable(maze, cells[0], cells[1])[:, None], out, p.astype(np.float32))
+    if strict:  # beyond the grid all is open: clamped cells bound the search by the grid
+        start, end = _cells(maze, p), _cells(maze, out)
+        out = np.where(_reachable(maze, start, end)[:, None], out, p.astype(np.float32))
     return out
 
 
