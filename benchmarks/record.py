@@ -1,7 +1,9 @@
-"""Copy every finished run under a run root (e.g. an `edp sweep --out` inside the git-ignored
-benchmarks/*/runs/) into a committed record tree, so that `edp report` can be drawn again on
-another machine. Small files only: config, eval.csv, coverage curve, result, and a pre-training's
-final visit counts; not the replay or the weights. Re-invocable (records are overwritten).
+"""Copy the small files of every finished run under a run root into a committed record tree.
+
+The run root is e.g. an `edp sweep --out` inside the git-ignored benchmarks/*/runs/; from the
+records, `edp report` can be drawn again on another machine. Small files only: config,
+eval.csv, coverage curve, result, and a pre-training's final visit counts; not the replay or
+the weights. Re-invocable (records are overwritten).
 
     python benchmarks/record.py benchmarks/finetune/runs/maze benchmarks/finetune/records/maze
 """

@@ -1,8 +1,10 @@
-"""How far outside the action space [-1, 1] each fine-tuning run acted: from the replay of its
-final checkpoint, over the last --last steps, the share of steps with some |a_i| > 1 and the
-median and 99th percentile of max_i |a_i|, per (method, task) over seeds (medians).
-The diffusion policies' samples are unclipped (as in the reference); URLB's MuJoCo clamps
-the controls, so an action of 10 acts as 1, while the replay and the critic see 10.
+"""How far outside the action space [-1, 1] each fine-tuning run acted (a markdown table).
+
+From the replay of each run's final checkpoint, over the last --last steps, the share of steps
+with some |a_i| > 1 and the median and 99th percentile of max_i |a_i|, per (method, task) over
+seeds (medians). The diffusion policies' samples are unclipped (as in the reference); URLB's
+MuJoCo clamps the controls, so an action of 10 acts as 1, while the replay and the critic see
+10.
 
     python benchmarks/finetune/action_range.py benchmarks/urlb/runs/urlb/walker_*
 """
