@@ -283,6 +283,33 @@ def test_every_baseline_pretrains_on_urlb_and_its_actor_fine_tunes(tmp_path, nam
             assert replay["steps/meta"].shape[-1] == skill
 
 
+@pytest.mark.parametrize("clip", [False, True])
+def test_clip_actions_bounds_what_the_env_and_the_replay_see(tmp_path, monkeypatch, clip):
+    """A policy acting 50x out of range (a broad diffusion policy's samples, in the extreme):
+    with --clip-actions the env, in training, in evaluation and in `edp eval`, and the replay
+    get clip(a, -1, 1); without it, the reference's unclipped actions."""
+    from edp.envs.maze import MazeEnv
+
+    act, step = ddpg.BackboneAgent.act, MazeEnv.step
+    monkeypatch.setattr(ddpg.BackboneAgent, "act",
+                        lambda self, *args: 50.0 * act(self, *args))
+    seen = []
+    monkeypatch.setattr(MazeEnv, "step",
+                        lambda self, actions: seen.append(np.abs(actions).max()) or step(self,
+                                                                                         actions))
+    assert main(["finetune", "--env", "maze/square_b", "--method", "ddpg", *TINY,
+                 "--out", str(tmp_path), *TINY_FT, *(["--clip-actions"] if clip else [])]) == 0
+    run = run_dirs(tmp_path, "maze/square_b/ddpg_scratch/*")[0]
+    with np.load(run / "checkpoints" / "300" / "replay.npz") as replay:
+        stored = np.abs(replay["steps/action"]).max()
+    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    assert len(seen) == 300 + 4 * 2 * 50 + 50  # training, 4 evaluations, edp eval
+    if clip:
+        assert stored == 1.0 and max(seen) == 1.0
+    else:
+        assert stored > 10 and min(seen) > 1.0
+
+
 def test_a_diverged_policy_stops_with_one_line_and_keeps_its_record(tmp_path, capsys,
                                                                     monkeypatch):
     """A policy whose actions turn NaN (QSM's unclipped samples ran away on a maze, every loss

@@ -126,8 +126,9 @@ def evaluate_run(cfg: EvalConfig) -> tuple[dict[str, float], int, Path | None]:
     loaded = load_latest(cfg.run, rebuilt=rebuilt)
     agent, state, meta, env = loaded.agent, loaded.state, loaded.meta, loaded.env
     key = jax.random.PRNGKey(cfg.seed)
+    clip = getattr(loaded.config, "clip_actions", False)  # fine-tuning runs only
     returns, frames = run_episodes(agent, state, env, cfg.episodes, key, meta["step"], cfg.video,
-                                   on_rollout=episode_progress(cfg.episodes))
+                                   on_rollout=episode_progress(cfg.episodes), clip=clip)
     video = None
     if frames:
         from edp.video import write_mp4

@@ -37,15 +37,17 @@ class NonFiniteError(RuntimeError):
     """A loss, statistic or action became NaN or infinite."""
 
 
-def finite_actions(action: jax.Array, where: str) -> np.ndarray:
-    """The actions as numpy, or a NonFiniteError: a policy that diverged (an unclipped
-    diffusion sample can run away while every loss stays finite) stops the run with one line
-    instead of handing NaN to the environment."""
+def env_actions(action: jax.Array, where: str, clip: bool = False) -> np.ndarray:
+    """The actions the env is given and the replay stores, as numpy: clipped to [-1, 1] if
+    `clip` (beyond the reference, which forwards a diffusion sample's 3.2 unchanged); a
+    NonFiniteError if any is NaN or infinite: a policy that diverged (an unclipped diffusion
+    sample can run away while every loss stays finite) stops the run with one line instead of
+    handing NaN to the environment."""
     action = np.asarray(action)
     if not np.isfinite(action).all():
         raise NonFiniteError(f"non-finite action {where}: the policy diverged; the last good "
                              "checkpoint is kept")
-    return action
+    return np.clip(action, -1.0, 1.0) if clip else action
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class LoopSettings:
     video: bool = False  # render the final evaluation's first episode to videos/<frame>.mp4
     # extra evaluation modes (`agent.act_eval(..., mode)`), each in eval.csv's <mode>_* columns
     eval_modes: tuple[str, ...] = ()
+    clip_actions: bool = False  # clip every action to [-1, 1] (training and evaluation)
 
 
 @dataclass
@@ -182,9 +185,9 @@ class Trainer:
                     self.state, meta = agent.update_meta(self.state, meta, step,
                                                          self._meta_key(step, 1),
                                                          self._sample_transitions)
-                action = finite_actions(agent.act(self.state, with_meta(obs, meta),
-                                                  _fold_in(self.act_key, step), step, False),
-                                        f"at frame {self.frame}")
+                action = env_actions(agent.act(self.state, with_meta(obs, meta),
+                                               _fold_in(self.act_key, step), step, False),
+                                     f"at frame {self.frame}", s.clip_actions)
                 if self._learning_due(step):
                     batch = self.replay.sample(self.sample_rng, agent.batch_size,
                                                agent.updates_per_step)
@@ -272,13 +275,13 @@ class Trainer:
         t0 = time.perf_counter()
         key, start = _fold_in(self.eval_key, self.frame), self.eval_env.get_rng_state()
         returns, frames = run_episodes(self.agent, self.state, self.eval_env, s.eval_episodes,
-                                       key, self.step, record)
+                                       key, self.step, record, clip=s.clip_actions)
         row = summarise(returns, s.expert_score)
         end = self.eval_env.get_rng_state()
         for mode in s.eval_modes:  # the same start states: paired, and the main row unchanged
             self.eval_env.set_rng_state(start)
             extra, _ = run_episodes(self.agent, self.state, self.eval_env, s.eval_episodes, key,
-                                    self.step, mode=mode)
+                                    self.step, mode=mode, clip=s.clip_actions)
             row.update({f"{mode}_{k}": v for k, v in summarise(extra, s.expert_score).items()})
         self.eval_env.set_rng_state(end)
         sinks.log_eval(self.frame, row)
@@ -307,11 +310,11 @@ def snapshot_meta(run_dir: Path, frame: int, agent_name: str, env: VecEnv) -> di
 
 
 def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.Array,
-                 step: int, record: bool = False, mode: str | None = None, on_rollout=None
-                 ) -> tuple[list[float], list[np.ndarray]]:
+                 step: int, record: bool = False, mode: str | None = None, on_rollout=None,
+                 clip: bool = False) -> tuple[list[float], list[np.ndarray]]:
     """Returns of `episodes` deterministic-policy episodes (or of the agent's evaluation mode
     `mode`), and the rendered frames of the first one if `record`; `on_rollout(episodes done)`
-    after each batch of parallel ones."""
+    after each batch of parallel ones; `clip`: actions clipped to [-1, 1] (`env_actions`)."""
     returns: list[float] = []
     frames: list[np.ndarray] = []
     rollout = 0
@@ -326,9 +329,9 @@ def run_episodes(agent: Agent, state: Any, env: VecEnv, episodes: int, key: jax.
             if record and rollout == 0:
                 frames.append(env.render())
             act_key = _fold_in(_fold_in(key, rollout), t)
-            action = finite_actions(agent.act(state, with_meta(obs, meta), act_key, step, True)
-                                    if mode is None else agent.act_eval(state, obs, act_key, mode),
-                                    "in an evaluation episode")
+            action = env_actions(agent.act(state, with_meta(obs, meta), act_key, step, True)
+                                 if mode is None else agent.act_eval(state, obs, act_key, mode),
+                                 "in an evaluation episode", clip)
             out = env.step(action)
             total += out.reward
             obs, done, t = out.observation, out.done, t + 1

@@ -45,6 +45,11 @@ class FinetuneConfig(RunConfig):
     """Diffusion methods: also evaluate the low-noise policy (solver from x_T = 0, one
     deterministic action per state) on the same start states, in eval.csv's zero_noise_*
     columns; the plain columns stay the paper's one-sample evaluation."""
+    clip_actions: bool = False
+    """Clip every action to [-1, 1], the range the Gaussian actor is built to emit, before the
+    env and the replay see it. The reference forwards diffusion samples unclipped, and a maze
+    moves as far as the action says, so a broad diffusion policy out-steps DDPG there; clipping
+    compares the methods like for like (docs/decisions.md). URLB clamps controls anyway."""
     video: bool = False
     """Render the first episode of the final evaluation to <run>/videos/<frame>.mp4 (URLB
     envs; `edp eval --video` renders any run's latest checkpoint)."""

@@ -67,7 +67,8 @@ def settings_of(cfg: FinetuneConfig) -> LoopSettings:
                         eval_episodes=cfg.eval_episodes, quiet=cfg.quiet,
                         eval_every=cfg.eval_every, expert_score=expert_score(cfg.env),
                         video=cfg.video,
-                        eval_modes=("zero_noise",) if cfg.eval_zero_noise else ())
+                        eval_modes=("zero_noise",) if cfg.eval_zero_noise else (),
+                        clip_actions=cfg.clip_actions)
 
 
 def finetune_run(cfg: FinetuneConfig, resume_dir: Path | None = None) -> LoopResult:
