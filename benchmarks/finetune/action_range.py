@@ -30,7 +30,8 @@ def main() -> None:
             final = checkpoint.latest(run.parent / "checkpoints")
             if final is None or not (final / "replay.npz").is_file():
                 continue
-            action = np.load(final / "replay.npz")["steps/action"]
+            with np.load(final / "replay.npz") as replay:
+                action = replay["steps/action"]
             size = np.abs(action.reshape(-1, action.shape[-1])).max(-1)[-args.last:]
             rows.setdefault((run.parent.parent.name, task.name), []).append(
                 ((size > 1).mean(), np.median(size), np.quantile(size, 0.99)))
