@@ -58,6 +58,7 @@ def record(run: Path, root: Path, records: Path, names: tuple[str, ...],
     from edp import checkpoint
 
     target = records / run.relative_to(root)
+    check_committable(target)
     if final:
         last = checkpoint.latest(run / "checkpoints")
         (target / "checkpoints" / last.name).mkdir(parents=True, exist_ok=True)
@@ -67,6 +68,19 @@ def record(run: Path, root: Path, records: Path, names: tuple[str, ...],
     for name in sorted(names, key=lambda name: name == "result.json"):
         (target / name).write_text((run / name).read_text().replace(f"{REPO}/", ""))
     return target
+
+
+def check_committable(path: Path) -> None:
+    """Stop before writing a record that git would not commit: a record tree under an ignored
+    folder (a preset's `runs/`, say) is lost with its machine, as the first `cpu` records were."""
+    path = Path(path).resolve()
+    if not path.is_relative_to(REPO):
+        return  # a record tree outside the repository is the caller's own business
+    ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", str(path)], cwd=REPO,
+                             capture_output=True)
+    if ignored.returncode == 0:
+        raise SystemExit(f"refusing to record into {path.relative_to(REPO)}: git ignores it, so "
+                         "the record would not be committed; choose another record tree")
 
 
 def machine() -> str:

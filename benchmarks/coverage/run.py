@@ -12,7 +12,8 @@ recorded there with the same preset and frames, or listed in lost_runs.csv (runs
 directories were lost before records were kept), is skipped, so the script can be re-invoked
 (`--rerun-lost` runs the lost ones again, to record their visit counts). A study with extra
 flags (--flags) needs its own --records and --report; another preset gets its own folder
-(--preset cpu: cpu/runs and cpu/results). Prints the command, the machine and the resulting table.
+(--preset cpu: cpu/records, cpu/results and cpu/lost_runs.csv). Prints the command, the machine
+and the resulting table.
 """
 
 from __future__ import annotations
@@ -35,18 +36,18 @@ from edp.report import ReportConfig, write_report  # noqa: E402
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "work"
 RECORDS = HERE / "runs"
-LOST = HERE / "lost_runs.csv"
+LOST = "lost_runs.csv"  # in the study's folder
 SEVEN = [m for m in MAZE_NAMES if m != "square_corridor"]
 # what the report reads; the final checkpoint's replay and weights stay behind in --root
 RECORDED = ("config.json", "coverage.json", "result.json")
 FINAL = ("coverage.npz", "state.json")  # the final visit counts, from the last checkpoint
 
 
-def lost_runs() -> set[tuple[str, str, int, int]]:
-    """(maze, agent, seed, frames) of the finished runs whose directories were lost."""
-    if not LOST.is_file():
+def lost_runs(study: Path) -> set[tuple[str, str, int, int]]:
+    """(maze, agent, seed, frames) of the study's finished runs whose directories were lost."""
+    if not (study / LOST).is_file():
         return set()
-    with LOST.open() as f:
+    with (study / LOST).open() as f:
         return {(EnvId.parse(row["env"]).maze, row["agent"], int(row["seed"]),
                  int(row["frames"])) for row in csv.DictReader(f)}
 
@@ -73,7 +74,7 @@ def main() -> None:
                         "one quoted string (e.g. \"--ddpg.hidden-dim 256\")")
     parser.add_argument("--root", type=Path, default=RUNS)
     parser.add_argument("--records", type=Path,
-                        help="record tree (default: runs/, or <preset>/runs/ beside it)")
+                        help="record tree (default: runs/, or <preset>/records/ beside it)")
     parser.add_argument("--report", type=Path,
                         help="report folder (default: results/, or <preset>/results/)")
     parser.add_argument("--rerun-lost", action="store_true",
@@ -82,11 +83,12 @@ def main() -> None:
     if args.flags and not (args.records and args.report):
         parser.error("--flags makes another study: give it its own --records and --report")
     study = HERE if args.preset == "fast" else HERE / args.preset
-    args.records = args.records or study / RECORDS.name
+    args.records = args.records or (RECORDS if study == HERE else study / "records")
     args.report = args.report or study / "results"
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
     print("machine:", machine())
-    lost = lost_runs() if args.records == RECORDS and not args.rerun_lost else set()
+    default_records = args.records in (RECORDS, study / "records")
+    lost = lost_runs(study) if default_records and not args.rerun_lost else set()
     groups = []
     for maze in args.mazes:
         for agent in args.agents:

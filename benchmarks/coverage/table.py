@@ -8,7 +8,8 @@ ranked agent whether it reaches the paper's mean - 1 std and whether it is first
 
     python benchmarks/coverage/table.py benchmarks/coverage/results/results.csv \
         benchmarks/coverage/lost_runs.csv --agents edp random ddpg
-    python benchmarks/coverage/table.py benchmarks/coverage/cpu/results/results.csv --paper
+    python benchmarks/coverage/table.py benchmarks/coverage/cpu/results/results.csv \
+        benchmarks/coverage/cpu/lost_runs.csv --paper
 """
 
 from __future__ import annotations

@@ -1,0 +1,52 @@
+"""The benchmarks' record trees are what outlives a machine: a record git would not commit is a
+result lost with the machine, so `record()` refuses to write one (benchmarks/harness.py)."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(shutil.which("git") is None
+                                or not (REPO / ".git").exists(), reason="needs a git checkout")
+
+
+def _harness():
+    spec = importlib.util.spec_from_file_location("harness", REPO / "benchmarks" / "harness.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ignored(path: str) -> bool:
+    check = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=REPO)
+    return check.returncode == 0
+
+
+@pytest.mark.parametrize("tree", ["benchmarks/coverage/runs", "benchmarks/coverage/cpu/records",
+                                  "benchmarks/urlb/records", "benchmarks/finetune/records",
+                                  "benchmarks/ablation/records"])
+def test_the_default_record_trees_are_committed(tree):
+    harness = _harness()
+    path = REPO / tree / "maze" / "square_a" / "edp" / "0-abc" / "result.json"
+    assert not _ignored(str(path))
+    harness.check_committable(path)  # does not raise
+
+
+def test_record_refuses_an_ignored_tree_and_writes_nothing(tmp_path):
+    harness = _harness()
+    run = tmp_path / "maze" / "square_a" / "edp" / "0-abc"
+    run.mkdir(parents=True)
+    (run / "result.json").write_text(json.dumps({"coverage": 0.5}))
+    records = REPO / "benchmarks" / "coverage" / "cpu" / "runs"  # ignored, as `runs/` is anywhere
+    assert _ignored(str(records / "x"))
+    existed = records.exists()
+    with pytest.raises(SystemExit, match="git ignores it"):
+        harness.record(run, tmp_path, records, ("result.json",))
+    assert records.exists() == existed
+    # outside the repository the caller decides: the record is written
+    target = harness.record(run, tmp_path, tmp_path / "records", ("result.json",))
+    assert json.loads((target / "result.json").read_text()) == {"coverage": 0.5}
