@@ -14,9 +14,10 @@ to full coverage into two parts, for each run:
 - actual: the metric. cells - actual is lost *inside* cells: the states of a cell pile up
   on few bins (trajectories along walls, a near-deterministic policy repeating its path).
 Leaked states (outside the maze's cells) count in actual, as in the metric, and are shown apart.
-Two more columns say how the states are spread: the share of them in the most visited tenth of
-the cells (0.10 = even across cells), and the share on the border bins of their cell, the ring
-along its four sides where the walls are (19% of a cell's bins at width 0.05).
+Three more columns say how the states are spread: the share of them in the most visited tenth
+of the cells (0.10 = even across cells), the share on the bins along a wall of their cell (a
+point pushed into a wall slides along it: about 10% of the bins on square_a), and the share of
+the cells' interior bins (those along none of the four sides) that hold a state.
 Prints a mean per (maze, agent) and writes one row per run to --csv (where_lost.csv beside this
 script by default).
 """
@@ -51,8 +52,13 @@ def split(counts: np.ndarray, maze_name: str) -> dict:
     states_per_cell = np.bincount(cell_id, weights=flat[inside])
     filled = lambda bins, states: bins * (1 - (1 - 1 / bins) ** states)  # noqa: E731
     leak_bins = np.count_nonzero(flat[~inside])
-    offset = np.abs(centres - cell).max(axis=1)  # 0 at a cell's centre, 0.5 - width/2 at a side
-    ring = inside & (offset > 0.5 - width)
+    along_wall, along_side = np.zeros(len(cell), bool), np.zeros(len(cell), bool)
+    for axis in (0, 1):
+        for sign in (-1, 1):
+            near = inside & (sign * (centres[:, axis] - cell[:, axis]) > 0.5 - width)
+            along_side |= near
+            along_wall |= near & walled(tracker.maze, cell, axis, sign)
+    interior = inside & ~along_side
     norm = tracker.normaliser
     in_maze = flat[inside].sum()
     return {"actual": np.count_nonzero(flat) / norm,
@@ -61,7 +67,19 @@ def split(counts: np.ndarray, maze_name: str) -> dict:
             "leak": leak_bins / norm,
             "top10_share": np.sort(states_per_cell)[::-1][:max(1, len(states_per_cell) // 10)]
             .sum() / in_maze,
-            "border_share": flat[ring].sum() / in_maze}
+            "wall_share": flat[along_wall].sum() / in_maze,
+            "interior_filled": np.count_nonzero(flat[interior]) / interior.sum()}
+
+
+def walled(maze, cells: np.ndarray, axis: int, sign: int) -> np.ndarray:
+    """Whether each cell (N, 2) has a unit wall on its side at `sign` along `axis`."""
+    def wall(c):
+        x, y = float(c[0]), float(c[1])
+        if axis == 0:
+            return ((x + sign / 2, x + sign / 2), (y - 0.5, y + 0.5)) in maze.walls
+        return ((x - 0.5, x + 0.5), (y + sign / 2, y + sign / 2)) in maze.walls
+    unique, index = np.unique(cells, axis=0, return_inverse=True)
+    return np.array([wall(c) for c in unique])[index.ravel()]
 
 
 def runs_under(root: Path) -> list[Path]:
@@ -104,15 +122,17 @@ def main() -> None:
                          for r in rows)
     print(f"| maze | {args.by} | runs | actual | cells (spread inside cells) | even (spread over "
           "maze) | lost between cells | lost inside cells | leak | states in top 10% cells | "
-          "states on cell borders |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "states along walls | interior bins filled |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for key in sorted({(r["maze"], r["agent"]) for r in rows}):
         mine = [r for r in rows if (r["maze"], r["agent"]) == key]
         m = {k: np.mean([r[k] for r in mine]) for k in ("actual", "cells", "even", "leak",
-                                                        "top10_share", "border_share")}
+                                                        "top10_share", "wall_share",
+                                                        "interior_filled")}
         print(f"| {key[0]} | {key[1]} | {len(mine)} | {m['actual']:.3f} | {m['cells']:.3f} | "
               f"{m['even']:.3f} | {m['even'] - m['cells']:.3f} | {m['cells'] - m['actual']:.3f} "
-              f"| {m['leak']:.3f} | {m['top10_share']:.2f} | {m['border_share']:.2f} |")
+              f"| {m['leak']:.3f} | {m['top10_share']:.2f} | {m['wall_share']:.2f} "
+              f"| {m['interior_filled']:.2f} |")
 
 
 if __name__ == "__main__":
