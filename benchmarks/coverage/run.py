@@ -5,15 +5,15 @@
 The seeds of one (maze, agent) train as one `edp pretrain --seeds` process (the compiled maze
 loop, seeds split across the cores), in --root inside the repository (git-ignored), with a
 checkpoint every 20k frames: a stopped process resumes from its checkpoints on the next
-invocation. A finished run's small files (config, coverage curve, result, final visit counts;
-not the replay or the weights) are copied into the committed record tree (--records), because
-machines do not outlive a session: the report is drawn from the records, and a run already
-recorded there with the same preset and frames, or listed in lost_runs.csv (runs whose
-directories were lost before records were kept), is skipped, so the script can be re-invoked
-(`--rerun-lost` runs the lost ones again, to record their visit counts). A study with extra
-flags (--flags) needs its own --records and --report; another preset gets its own folder
-(--preset cpu: cpu/records, cpu/results and cpu/lost_runs.csv). Prints the command, the machine
-and the resulting table.
+invocation. A finished run's small files (config, coverage curve, result, final visit counts,
+how it moved; not the replay or the weights) are copied into the committed record tree
+(--records), because machines do not outlive a session: the report is drawn from the records,
+and a run already recorded there with the same preset and frames, or listed in lost_runs.csv
+(runs whose directories were lost before records were kept), is skipped, so the script can be
+re-invoked (`--rerun-lost` runs the lost ones again, to record their visit counts). A study
+with extra flags (--flags) needs its own --records and --report; another preset gets its own
+folder (--preset cpu: cpu/records, cpu/results and cpu/lost_runs.csv). Prints the command, the
+machine and the resulting table.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import machine, pretrain_group, record  # noqa: E402
+from wall_steps import write_moves  # noqa: E402
 
 from edp.config import PRESETS  # noqa: E402
 from edp.envs import EnvId  # noqa: E402
@@ -39,7 +40,7 @@ RECORDS = HERE / "runs"
 LOST = "lost_runs.csv"  # in the study's folder
 SEVEN = [m for m in MAZE_NAMES if m != "square_corridor"]
 # what the report reads; the final checkpoint's replay and weights stay behind in --root
-RECORDED = ("config.json", "coverage.json", "result.json")
+RECORDED = ("config.json", "coverage.json", "moves.json", "result.json")
 FINAL = ("coverage.npz", "state.json")  # the final visit counts, from the last checkpoint
 
 
@@ -107,6 +108,7 @@ def main() -> None:
         values = []
         for seed in seeds:
             (run,) = parent.glob(f"{seed}-*")
+            write_moves(run)  # the replay stays behind: keep how the agent moved (wall_steps.py)
             record(run, out, args.records, RECORDED, FINAL)
             values.append(json.loads((run / "result.json").read_text())["coverage"])
         print(f"[{i}/{len(groups)}] {maze} {agent}: coverage "
