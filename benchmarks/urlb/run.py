@@ -13,8 +13,10 @@ run's small files (config, eval.csv, result; not the replay or the weights) are 
 committed record tree (--records), because machines do not outlive a session; the report is
 drawn from the records. Re-invocable: recorded runs are skipped (and the pre-training too when
 every run that needs its snapshot is recorded), interrupted ones resume from their last
-checkpoint. Prints the command, the machine, env steps/s of every domain, each run's wall time
-and final evaluation, and the report.
+checkpoint. `--finetune-args` adds flags to every fine-tuning run (`--clip-actions`, say): another
+study, with its own --finetune-root, --records and --report, from the same pre-training. Prints
+the command, the machine, env steps/s of every domain, each run's wall time and final
+evaluation, and the report.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -102,11 +105,23 @@ def main() -> None:
     parser.add_argument("--records", type=Path, default=RECORDS)
     parser.add_argument("--report", type=Path, default=HERE / "results")
     parser.add_argument("--skip-env-speed", action="store_true")
+    parser.add_argument("--finetune-args", default="",
+                        help="more `edp finetune` flags for every fine-tuning run, one string "
+                        "(a single flag joined with =: --finetune-args=--clip-actions); they "
+                        "make another study, so give it its own --finetune-root, --records and "
+                        "--report (the pre-training stays in --root and is shared)")
+    parser.add_argument("--finetune-root", type=Path,
+                        help="where the fine-tuning runs go (default: --root)")
     args = parser.parse_args()
-    args.root, args.records, args.report = (path.resolve() for path in
-                                            (args.root, args.records, args.report))
+    if args.finetune_args and not (args.finetune_root and args.records != RECORDS
+                                   and args.report != HERE / "results"):
+        parser.error("--finetune-args makes another study: give it its own --finetune-root, "
+                     "--records and --report")
+    args.finetune_root = args.finetune_root or args.root
+    args.root, args.finetune_root, args.records, args.report = (
+        path.resolve() for path in (args.root, args.finetune_root, args.records, args.report))
     os.chdir(REPO)  # results.csv names the runs relative to the repository
-    print("command:", " ".join(["python", *sys.argv]))
+    print("command:", shlex.join(["python", *sys.argv]))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}")
     if not args.skip_env_speed:
@@ -130,16 +145,17 @@ def main() -> None:
         return None
 
     def one(task, method, seed, snap):
-        cli = ["finetune", "--env", task, "--method", method, "--frames", str(args.frames)]
+        cli = ["finetune", "--env", task, "--method", method, "--frames", str(args.frames),
+               *shlex.split(args.finetune_args)]
         cli += ["--eval-zero-noise"] if method in DIFFUSION else []  # both evaluations
         if snap is not None:
             cli += ["--snapshot", os.path.relpath(snap)]  # run configs name it from the repo
         try:
-            run = run_cli(cli, args.root, task, label(method, snap is not None), seed)
+            run = run_cli(cli, args.finetune_root, task, label(method, snap is not None), seed)
         except RuntimeError as exc:
             print(exc, flush=True)
         else:
-            record(run, args.root, args.records, RECORDED)
+            record(run, args.finetune_root, args.records, RECORDED)
 
     scratch = [(task, "ddpg", seed, False) for task in args.tasks for seed in args.seeds]
     tuned = [(task, method, seed, True) for method in args.methods for task in args.tasks
