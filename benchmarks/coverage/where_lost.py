@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 def split(counts: np.ndarray, maze_name: str) -> dict:
     """actual / cells / even coverage and the leak share of one run's visit-count grid."""
     from edp.coverage import CoverageTracker
+    from edp.envs.maze import has_wall
 
     tracker = CoverageTracker(maze_name)
     width = tracker.maze.bin_width
@@ -57,7 +58,7 @@ def split(counts: np.ndarray, maze_name: str) -> dict:
         for sign in (-1, 1):
             near = inside & (sign * (centres[:, axis] - cell[:, axis]) > 0.5 - width)
             along_side |= near
-            along_wall |= near & walled(tracker.maze, cell, axis, sign)
+            along_wall |= near & has_wall(tracker.maze, cell, axis, np.full(len(cell), sign))
     interior = inside & ~along_side
     norm = tracker.normaliser
     in_maze = flat[inside].sum()
@@ -69,17 +70,6 @@ def split(counts: np.ndarray, maze_name: str) -> dict:
             .sum() / in_maze,
             "wall_share": flat[along_wall].sum() / in_maze,
             "interior_filled": np.count_nonzero(flat[interior]) / interior.sum()}
-
-
-def walled(maze, cells: np.ndarray, axis: int, sign: int) -> np.ndarray:
-    """Whether each cell (N, 2) has a unit wall on its side at `sign` along `axis`."""
-    def wall(c):
-        x, y = float(c[0]), float(c[1])
-        if axis == 0:
-            return ((x + sign / 2, x + sign / 2), (y - 0.5, y + 0.5)) in maze.walls
-        return ((x - 0.5, x + 0.5), (y + sign / 2, y + sign / 2)) in maze.walls
-    unique, index = np.unique(cells, axis=0, return_inverse=True)
-    return np.array([wall(c) for c in unique])[index.ravel()]
 
 
 def runs_under(root: Path) -> list[Path]:

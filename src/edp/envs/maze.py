@@ -130,7 +130,7 @@ def inside_maze(maze: Maze, positions: np.ndarray) -> np.ndarray:
 
 def _near_grid(maze: Maze) -> tuple[np.ndarray, np.ndarray]:
     """Lowest and highest (x, y) worth telling apart: two cells beyond the padded grid, where
-    `_lookup` (after `_has_wall`'s shift too) reads the wall-free padding, as for any cell
+    `_lookup` (after `has_wall`'s shift too) reads the wall-free padding, as for any cell
     further out. Clamping coordinates to them changes no answer and bounds every search."""
     lo = np.asarray(maze.origin, np.float64) - 2
     return lo, lo + maze.right.shape + 3
@@ -149,7 +149,7 @@ def _lookup(maze: Maze, grid: np.ndarray, cells: np.ndarray) -> np.ndarray:
     return grid[i, j]  # (np.clip is several times slower on small integer arrays)
 
 
-def _has_wall(maze: Maze, cells: np.ndarray, axis: int, step: np.ndarray) -> np.ndarray:
+def has_wall(maze: Maze, cells: np.ndarray, axis: int, step: np.ndarray) -> np.ndarray:
     """Whether `cells` have a wall on the side facing `step` (sign, per point) along `axis`."""
     cells = cells.copy()
     cells[:, axis] -= step < 0
@@ -173,7 +173,7 @@ def _axis_hit(maze: Maze, p: np.ndarray, d: np.ndarray, axis: int) -> np.ndarray
         i = lo + k
         r = (start + step * (i + 0.5) - p[:, axis]) / safe
         probe = _cells(maze, p + (_PROBE * r)[:, None] * d)
-        hit = (k < count) & _has_wall(maze, probe, axis, step)
+        hit = (k < count) & has_wall(maze, probe, axis, step)
         first = np.where(hit & np.isinf(first), r, first)
     return first
 
@@ -249,9 +249,9 @@ def _reachable(maze: Maze, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             cell = a + step * (u, v)
             ok = np.full(len(a), u == v == 0)
             if u:
-                ok |= reach[u - 1, v] & ~_has_wall(maze, cell - step * (1, 0), 0, step[:, 0])
+                ok |= reach[u - 1, v] & ~has_wall(maze, cell - step * (1, 0), 0, step[:, 0])
             if v:
-                ok |= reach[u, v - 1] & ~_has_wall(maze, cell - step * (0, 1), 1, step[:, 1])
+                ok |= reach[u, v - 1] & ~has_wall(maze, cell - step * (0, 1), 1, step[:, 1])
             reach[u, v] = ok
     conditions = [(n[:, 0] == u) & (n[:, 1] == v) for u, v in reach]
     return np.select(conditions, list(reach.values()), default=False)
