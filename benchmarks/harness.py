@@ -104,6 +104,31 @@ def maze_bins(maze, width: float, shape: tuple[int, int]):
     return centres, inside_maze(maze, centres)
 
 
+def load_maze_run(run: Path):
+    """A maze run's trained agent from its last checkpoint, for the probes that query its
+    networks: (config, maze, agent, agent state, checkpoint meta, checkpoint arrays with the
+    replay). Stops with one line when the run has no loadable checkpoint."""
+    import jax
+
+    from edp import checkpoint
+    from edp.agents.registry import make_agent
+    from edp.config import PretrainConfig, from_json, resolve
+    from edp.envs import EnvId
+    from edp.envs.maze import get_maze
+    from edp.rundir import read_config
+
+    cfg = resolve(from_json(PretrainConfig, read_config(run)))
+    last = checkpoint.latest(run / "checkpoints")
+    if last is None:
+        raise SystemExit(f"{run} has no checkpoint")
+    agent = make_agent(cfg, 2, 2)
+    try:
+        state, meta, arrays = checkpoint.load(last, agent.init(jax.random.PRNGKey(0)))
+    except checkpoint.CheckpointError as exc:  # a record keeps no weights, say
+        raise SystemExit(f"{run}: {exc}") from None
+    return cfg, get_maze(EnvId.parse(cfg.env).maze), agent, state, meta, arrays
+
+
 class Results:
     """A results.jsonl: one JSON object per finished measurement, appended as it finishes."""
 

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import REPO, Results, maze_bins  # noqa: E402
+from harness import REPO, Results, load_maze_run, maze_bins  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = Results(HERE / "reward_signal.jsonl")
@@ -34,20 +34,7 @@ def measure(run: Path, bin_width: float, points_per_bin: int, estimates: int) ->
     import numpy as np
     from scipy.stats import spearmanr
 
-    from edp import checkpoint
-    from edp.agents.registry import make_agent
-    from edp.config import PretrainConfig, from_json, resolve
-    from edp.envs import EnvId
-    from edp.envs.maze import get_maze
-    from edp.rundir import read_config
-
-    cfg = resolve(from_json(PretrainConfig, read_config(run)))
-    maze = get_maze(EnvId.parse(cfg.env).maze)
-    agent = make_agent(cfg, 2, 2)
-    last = checkpoint.latest(run / "checkpoints")
-    if last is None:
-        raise SystemExit(f"{run} has no checkpoint")
-    state, meta, arrays = checkpoint.load(last, agent.init(jax.random.PRNGKey(0)))
+    cfg, maze, agent, state, meta, arrays = load_maze_run(run)
     visited = arrays["replay"]["observation"].reshape(-1, 2)
 
     x_min, x_max, y_min, y_max = maze.bounds

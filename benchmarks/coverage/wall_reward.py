@@ -17,9 +17,13 @@ room of the maze (--box x_min x_max y_min y_max):
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import load_maze_run  # noqa: E402
 
 BANDS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, np.inf)
 
@@ -45,22 +49,13 @@ def main() -> None:
     args = parser.parse_args()
     import jax
 
-    from edp import checkpoint
-    from edp.agents.registry import make_agent
-    from edp.config import PretrainConfig, from_json, resolve
-    from edp.envs import EnvId
-    from edp.envs.maze import get_maze, inside_maze
-    from edp.rundir import read_config
+    from edp.envs.maze import inside_maze
 
-    cfg = resolve(from_json(PretrainConfig, read_config(args.run)))
+    cfg, maze, agent, state, meta, arrays = load_maze_run(args.run)
     if cfg.agent != "edp":
         raise SystemExit(f"{args.run} is a {cfg.agent} run: the probe reads EDP's state model")
-    last = checkpoint.latest(args.run / "checkpoints")
-    if last is None or not (last / "replay.npz").is_file():
-        raise SystemExit(f"{args.run} has no checkpoint with a replay")
-    maze = get_maze(EnvId.parse(cfg.env).maze)
-    agent = make_agent(cfg, 2, 2)
-    state, meta, arrays = checkpoint.load(last, agent.init(jax.random.PRNGKey(0)))
+    if "replay" not in arrays:
+        raise SystemExit(f"{args.run}'s last checkpoint has no replay")
     x_min, x_max, y_min, y_max = args.box
     in_box = lambda p: ((p[:, 0] > x_min) & (p[:, 0] < x_max)  # noqa: E731
                         & (p[:, 1] > y_min) & (p[:, 1] < y_max))
