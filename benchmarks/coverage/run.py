@@ -84,12 +84,13 @@ def main() -> None:
     if args.flags and not (args.records and args.report):
         parser.error("--flags makes another study: give it its own --records and --report")
     study = HERE if args.preset == "fast" else HERE / args.preset
-    args.records = args.records or (RECORDS if study == HERE else study / "records")
+    default_records = RECORDS if study == HERE else study / "records"
+    args.records = args.records or default_records
     args.report = args.report or study / "results"
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
     print("machine:", machine())
-    default_records = args.records in (RECORDS, study / "records")
-    lost = lost_runs(study) if default_records and not args.rerun_lost else set()
+    lost = (lost_runs(study) if args.records == default_records and not args.rerun_lost
+            else set())
     groups = []
     for maze in args.mazes:
         for agent in args.agents:
