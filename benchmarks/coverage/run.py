@@ -40,7 +40,7 @@ RECORDS = HERE / "runs"
 LOST = "lost_runs.csv"  # in the study's folder
 SEVEN = [m for m in MAZE_NAMES if m != "square_corridor"]
 # what the report reads; the final checkpoint's replay and weights stay behind in --root
-RECORDED = ("config.json", "coverage.json", "moves.json", "result.json")
+RECORDED = ("config.json", "coverage.json", "result.json")
 FINAL = ("coverage.npz", "state.json")  # the final visit counts, from the last checkpoint
 
 
@@ -109,8 +109,9 @@ def main() -> None:
         values = []
         for seed in seeds:
             (run,) = parent.glob(f"{seed}-*")
-            write_moves(run)  # the replay stays behind: keep how the agent moved (wall_steps.py)
-            record(run, out, args.records, RECORDED, FINAL)
+            # the replay stays behind: keep how the agent moved (wall_steps.py), if it left one
+            moved = ("moves.json",) if write_moves(run) else ()
+            record(run, out, args.records, RECORDED + moved, FINAL)
             values.append(json.loads((run / "result.json").read_text())["coverage"])
         print(f"[{i}/{len(groups)}] {maze} {agent}: coverage "
               f"{' '.join(f'{v:.3f}' for v in values)}; {wall:.0f} s wall, {cpu / 60:.1f} CPU-min"
