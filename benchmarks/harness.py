@@ -117,7 +117,10 @@ def load_maze_run(run: Path):
     from edp.envs.maze import get_maze
     from edp.rundir import read_config
 
-    cfg = resolve(from_json(PretrainConfig, read_config(run)))
+    try:
+        cfg = resolve(from_json(PretrainConfig, read_config(run)))
+    except FileNotFoundError as exc:  # a typo in the path, or not a run directory
+        raise SystemExit(str(exc)) from None
     last = checkpoint.latest(run / "checkpoints")
     if last is None:
         raise SystemExit(f"{run} has no checkpoint")

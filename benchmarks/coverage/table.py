@@ -52,6 +52,8 @@ def main() -> None:
     args = parser.parse_args()
     values: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for path in args.results:
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such file (a report's results.csv)")
         with path.open() as f:
             for row in csv.DictReader(f):
                 if row["kind"] == "pretrain" and row["coverage"]:
