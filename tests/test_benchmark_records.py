@@ -50,3 +50,11 @@ def test_record_refuses_an_ignored_tree_and_writes_nothing(tmp_path):
     # outside the repository the caller decides: the record is written
     target = harness.record(run, tmp_path, tmp_path / "records", ("result.json",))
     assert json.loads((target / "result.json").read_text()) == {"coverage": 0.5}
+
+
+def test_the_maze_probes_stop_with_one_line_on_a_path_that_is_no_run(tmp_path):
+    harness = _harness()
+    for path in (tmp_path / "typo", tmp_path):  # not there; there but no config.json
+        with pytest.raises(SystemExit, match="not a run directory") as stop:
+            harness.load_maze_run(path)
+        assert "\n" not in str(stop.value)
