@@ -30,9 +30,10 @@ RESULTS = Results(HERE / "reward_signal.jsonl")
 
 
 def measure(run: Path, bin_width: float, points_per_bin: int, estimates: int) -> dict:
-    import jax
     import numpy as np
     from scipy.stats import spearmanr
+
+    from edp.train import reward_draws
 
     cfg, maze, agent, state, meta, arrays = load_maze_run(run)
     visited = arrays["replay"]["observation"].reshape(-1, 2)
@@ -48,8 +49,7 @@ def measure(run: Path, bin_width: float, points_per_bin: int, estimates: int) ->
     rng = np.random.default_rng(0)
     points = (np.repeat(centres[bins] - bin_width / 2, points_per_bin, 0)
               + rng.uniform(0, bin_width, (len(bins) * points_per_bin, 2))).astype(np.float32)
-    keys = jax.random.split(jax.random.PRNGKey(cfg.seed), estimates)
-    draws = np.stack([np.asarray(agent.intrinsic_reward(state, points, k)) for k in keys])
+    draws = reward_draws(agent, state, points, cfg.seed, estimates)
     draws = draws.reshape(estimates, len(bins), points_per_bin)
     mean = draws.mean(axis=(0, 2))
     noise = draws.std(axis=0).mean()

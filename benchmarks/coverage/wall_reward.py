@@ -47,9 +47,8 @@ def main() -> None:
     parser.add_argument("--estimates", type=int, default=16)
     parser.add_argument("--episodes", type=int, default=1000)
     args = parser.parse_args()
-    import jax
-
     from edp.envs.maze import inside_maze
+    from edp.train import reward_draws
 
     cfg, maze, agent, state, meta, arrays = load_maze_run(args.run)
     if cfg.agent != "edp":
@@ -63,8 +62,7 @@ def main() -> None:
     points = np.stack([rng.uniform(x_min, x_max, args.points),
                        rng.uniform(y_min, y_max, args.points)], 1).astype(np.float32)
     points = points[inside_maze(maze, points)]
-    keys = jax.random.split(jax.random.PRNGKey(cfg.seed), args.estimates)
-    reward = np.mean([np.asarray(agent.intrinsic_reward(state, points, k)) for k in keys], 0)
+    reward = reward_draws(agent, state, points, cfg.seed, args.estimates).mean(0)
     observations = arrays["replay"]["observation"][:int(arrays["replay"]["num_episodes"])]
     visited = observations.reshape(-1, 2)
     visited = visited[in_box(visited)]

@@ -99,21 +99,26 @@ def pretrain_run(cfg: PretrainConfig, resume_dir: Path | list[Path] | None = Non
     return result
 
 
+def reward_draws(agent, state, points: np.ndarray, seed: int, estimates: int) -> np.ndarray:
+    """(estimates, N) draws of the agent's intrinsic reward at `points`: the reward is a
+    Monte-Carlo estimate, so the reward map and the benchmarks' probes average several, with
+    keys from the run's seed so that they see the same draws."""
+    import jax
+
+    keys = jax.random.split(jax.random.PRNGKey(seed), estimates)
+    return np.stack([np.asarray(agent.intrinsic_reward(state, points, k)) for k in keys])
+
+
 def write_maze_figures(cfg: PretrainConfig, agent, state, run_dir: Path, coverage, frames: int
                        ) -> None:
     """coverage.json/png, and reward_map.png for agents with an intrinsic reward (`reward_map`)."""
-    import jax
-
     from edp.coverage import plot_reward_map, write_coverage
 
     title = f"{cfg.agent} on {cfg.env}, {frames:,} frames"
     write_coverage(coverage, run_dir, title)
     if agent.reward_map:
-        keys = jax.random.split(jax.random.PRNGKey(cfg.seed), REWARD_MAP_ESTIMATES)
-
-        def mean_reward(points):  # the reward is a Monte-Carlo estimate: average several
-            return np.mean([np.asarray(agent.intrinsic_reward(state, points, k)) for k in keys],
-                           axis=0)
+        def mean_reward(points):
+            return reward_draws(agent, state, points, cfg.seed, REWARD_MAP_ESTIMATES).mean(0)
 
         plot_reward_map(EnvId.parse(cfg.env).maze, mean_reward, run_dir / "reward_map.png",
                         f"intrinsic reward (mean of {REWARD_MAP_ESTIMATES} estimates)\n{title}")
