@@ -258,6 +258,29 @@ def test_aps_reward_is_task_cosine_plus_particle_entropy():
     assert float(metrics["aps_reward_sf"]) > max(0.9, before)
 
 
+def test_aps_map_reward_is_its_training_reward_averaged_over_tasks():
+    a = agent("aps")
+    rng = np.random.default_rng(3)
+    state = a.init(KEY(0))
+    state, _ = a.update(state, batch_of(rng.normal(size=(B, 2)), a.skills.sample(KEY(1), B),
+                                        rng=rng), KEY(1))
+    x = cluster_and_isolated(rng)  # 40 states <= the batch size: one exact batch
+    mapped = np.asarray(a.intrinsic_reward(state, x, KEY(0)))
+    # w and -w are equally likely, and r_sf(-w) = -r_sf(w): the pair's mean is the task average
+    for w in np.asarray(a.skills.sample(KEY(2), 5)):
+        task = np.tile(w, (len(x), 1))
+        pair = (np.asarray(a.reward_terms(state, x, task)[0])
+                + np.asarray(a.reward_terms(state, x, -task)[0])) / 2
+        np.testing.assert_allclose(mapped, pair, rtol=1e-5, atol=1e-6)
+    assert mapped[30] > mapped[:30].max()
+    # more states than a batch: each is scored among batch_size - 1 drawn others, so the
+    # cluster's states keep a low reward and the isolated one a high one
+    many = np.concatenate([x, 0.05 * rng.normal(size=(200, 2)).astype(np.float32)])
+    scored = np.asarray(a.intrinsic_reward(state, many, KEY(4)))
+    assert scored.shape == (240,) and np.all(np.isfinite(scored))
+    assert scored[30] > np.quantile(scored[:30], 0.9)
+
+
 def test_aps_critic_is_the_task_times_the_successor_features():
     a = agent("aps")
     rng = np.random.default_rng(0)
@@ -395,6 +418,8 @@ def test_cli_pretrain_stores_skills_with_the_reference_schedule(pretrained, name
     assert config["agent"] == name
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("intr_reward" in x for x in lines)
+    # agents whose reward needs no skill (CIC) or averages over it (APS) draw a reward map
+    assert (run / "reward_map.png").exists() == (name in ("aps", "cic"))
     with np.load(run / "checkpoints" / "300" / "replay.npz") as replay:
         meta = replay["steps/meta"]
     dim = {"smm": 4, "diayn": 16, "aps": 10, "cic": 64}[name]

@@ -116,6 +116,7 @@ class APSAgent(SkillAgent):
     config = APSConfig
     config_help = "APS: task vectors, successor-feature critic; reward <w, phi(s+)> + kNN entropy."
     fast = dict(hidden_dim=128)
+    reward_map = True
 
     def __init__(self, cfg: APSConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()
@@ -126,6 +127,7 @@ class APSAgent(SkillAgent):
         self.phi = OrthMLP((cfg.hidden_dim, cfg.hidden_dim), cfg.sf_dim)
         self.tx = optax.adam(cfg.lr)
         self.reward_terms = jax.jit(self._reward_terms)
+        self.intrinsic_reward = jax.jit(self._intrinsic_reward)
 
     def critic_module(self, backbone: ddpg.DDPGConfig) -> nn.Module:
         return SFCritic(backbone.hidden_dim, self.cfg.sf_dim)
@@ -142,9 +144,7 @@ class APSAgent(SkillAgent):
         """(r, r_sf, r_ent) (B,) each, and the running moments, for a batch of s+ and w."""
         e = self.phi.apply({"params": phi}, next_obs)
         dists = knn.knn_distances(e, e, self.cfg.knn_k, same=True)
-        r_ent, rms = knn.particle_reward(dists, rms, avg=self.cfg.knn_avg,
-                                         normaliser="mean" if self.cfg.knn_rms else "none",
-                                         clip=self.cfg.knn_clip, update_rms=update_rms)
+        r_ent, rms = knn.configured_reward(self.cfg, dists, rms, update_rms)
         r_sf = jnp.sum(task * l2_normalize(e), axis=-1)
         return r_ent + r_sf, r_sf, r_ent, rms
 
@@ -153,6 +153,16 @@ class APSAgent(SkillAgent):
         """(r, r_sf, r_ent) of a batch, reading (never updating) the running mean; public as
         the jitted `reward_terms`."""
         return self.rewards(state.phi.params, next_obs, task, state.knn_rms, False)[:3]
+
+    def _intrinsic_reward(self, state: APSState, next_obs: jax.Array, key: jax.Array
+                          ) -> jax.Array:
+        """The reward averaged over tasks, for reward maps and probes: r_ent of each s+ in a
+        batch of `next_obs` (as `knn.batch_knn_distances`), since r_sf = <w, x> averages to 0
+        over w uniform on the sphere. Reads, never updates, the running mean; public as the
+        jitted `intrinsic_reward`."""
+        e = self.phi.apply({"params": state.phi.params}, next_obs)
+        dists = knn.batch_knn_distances(e, self.cfg.knn_k, self.batch_size, key)
+        return knn.configured_reward(self.cfg, dists, state.knn_rms, update_rms=False)[0]
 
     def _update_once(self, state: APSState, batch: Batch, key: jax.Array
                      ) -> tuple[APSState, Metrics]:

@@ -106,20 +106,13 @@ class APTAgent(IntrinsicAgent):
             return obs
         return self.icm_net.apply({"params": icm.params}, obs, method=ICMNets.rep)
 
-    def particle_reward(self, dists: jax.Array, rms: RunningMoments, update_rms: bool
-                        ) -> tuple[jax.Array, RunningMoments]:
-        """PBE reward (B,) from ascending kNN distances (B, k), with this config's settings."""
-        return knn.particle_reward(dists, rms, avg=self.cfg.knn_avg,
-                                   normaliser="mean" if self.cfg.knn_rms else "none",
-                                   clip=self.cfg.knn_clip, update_rms=update_rms)
-
     def _intrinsic_reward(self, state: APTState, obs: jax.Array, key: jax.Array) -> jax.Array:
         """Reward of every state of `obs` in a batch made of it and other states of `obs`: all
         of them up to the batch size (exact PBE), else batch_size - 1 drawn with `key` (reward
         maps); reads, never updates, the running moments. Public as `intrinsic_reward`."""
         rep = self.rep(state.icm, obs)
         dists = knn.batch_knn_distances(rep, self.cfg.knn_k, self.batch_size, key)
-        return self.particle_reward(dists, state.knn_rms, update_rms=False)[0]
+        return knn.configured_reward(self.cfg, dists, state.knn_rms, update_rms=False)[0]
 
     def _update_once(self, state: APTState, batch: Batch, key: jax.Array
                      ) -> tuple[APTState, Metrics]:
@@ -130,6 +123,6 @@ class APTAgent(IntrinsicAgent):
             icm, metrics = icm_step(icm, obs, action, next_obs)
         rep = jax.lax.stop_gradient(self.rep(icm, next_obs if self.cfg.knn_on_next else obs))
         dists = knn.knn_distances(rep, rep, self.cfg.knn_k, same=True)
-        reward, rms = self.particle_reward(dists, state.knn_rms, update_rms=True)
+        reward, rms = knn.configured_reward(self.cfg, dists, state.knn_rms, update_rms=True)
         backbone, backbone_metrics = self.backbone_step(state.backbone, batch, reward, key)
         return APTState(backbone, icm, rms), {**metrics, **backbone_metrics}

@@ -15,7 +15,7 @@ maps) are processed in chunks so memory stays O(chunk x M).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -105,3 +105,12 @@ def particle_reward(dists: jax.Array, rms: RunningMoments, *, avg: bool = True,
     if clip >= 0:
         values = jnp.maximum(values - clip, 0.0)
     return jnp.log1p(values.mean(axis=1)), rms
+
+
+def configured_reward(cfg: Any, dists: jax.Array, rms: RunningMoments, update_rms: bool
+                      ) -> tuple[jax.Array, RunningMoments]:
+    """`particle_reward` with the URLB flags of a config (APT, APS): knn_avg, knn_rms (divide by
+    the running mean) and knn_clip."""
+    return particle_reward(dists, rms, avg=cfg.knn_avg,
+                           normaliser="mean" if cfg.knn_rms else "none", clip=cfg.knn_clip,
+                           update_rms=update_rms)
