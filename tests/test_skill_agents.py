@@ -229,12 +229,17 @@ def brute_force_knn_reward(e, k, scale, clip):
     return np.log1p(np.maximum(d / scale - clip, 0).mean(1))
 
 
+def updated_once(name: str, seed: int):
+    """The agent, a generator and its state after one update on a random batch (so its running
+    moments are set)."""
+    a, rng = agent(name), np.random.default_rng(seed)
+    state, _ = a.update(a.init(KEY(0)), batch_of(rng.normal(size=(B, 2)),
+                                                 a.skills.sample(KEY(1), B), rng=rng), KEY(1))
+    return a, rng, state
+
+
 def test_aps_reward_is_task_cosine_plus_particle_entropy():
-    a = agent("aps")
-    rng = np.random.default_rng(0)
-    state = a.init(KEY(0))
-    state, _ = a.update(state, batch_of(rng.normal(size=(B, 2)), a.skills.sample(KEY(1), B),
-                                        rng=rng), KEY(1))  # the running mean is set
+    a, rng, state = updated_once("aps", 0)
     x = cluster_and_isolated(rng)
     e = np.asarray(a.phi.apply({"params": state.phi.params}, x), np.float64)
     unit = e / np.linalg.norm(e, axis=1, keepdims=True)
@@ -259,11 +264,7 @@ def test_aps_reward_is_task_cosine_plus_particle_entropy():
 
 
 def test_aps_map_reward_is_its_training_reward_averaged_over_tasks():
-    a = agent("aps")
-    rng = np.random.default_rng(3)
-    state = a.init(KEY(0))
-    state, _ = a.update(state, batch_of(rng.normal(size=(B, 2)), a.skills.sample(KEY(1), B),
-                                        rng=rng), KEY(1))
+    a, rng, state = updated_once("aps", 3)
     x = cluster_and_isolated(rng)  # 40 states <= the batch size: one exact batch
     mapped = np.asarray(a.intrinsic_reward(state, x, KEY(0)))
     # w and -w are equally likely, and r_sf(-w) = -r_sf(w): the pair's mean is the task average
@@ -372,11 +373,7 @@ def test_cic_cpc_loss_matches_the_reference_and_prefers_matching_pairs():
 
 
 def test_cic_reward_is_a_variance_normalised_knn_on_embedded_next_states():
-    a = agent("cic")
-    rng = np.random.default_rng(0)
-    state = a.init(KEY(0))
-    state, _ = a.update(state, batch_of(rng.normal(size=(B, 2)), a.skills.sample(KEY(1), B),
-                                        rng=rng), KEY(1))
+    a, rng, state = updated_once("cic", 0)
     x = cluster_and_isolated(rng)
     reward = np.asarray(a.intrinsic_reward(state, x, KEY(0)))
     e = np.asarray(a.embed(state.cic.params, x), np.float64)
