@@ -1,12 +1,12 @@
 """The benchmarks' record trees are what outlives a machine: a record git would not commit is a
 result lost with the machine, so `record()` refuses to write one (benchmarks/harness.py)."""
 
-import importlib.util
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
+import benchmark_scripts
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -15,10 +15,7 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None
 
 
 def _harness():
-    spec = importlib.util.spec_from_file_location("harness", REPO / "benchmarks" / "harness.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_scripts.load("harness.py")
 
 
 def _ignored(path: str) -> bool:
