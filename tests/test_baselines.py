@@ -66,8 +66,7 @@ def public_reward(name, state, batch):
         obs_hat = a.normalise(b["observation"], b["observation"].mean(0), b["observation"].var(0))
         e = a.prediction_error(state.predictor.params, a.target_out(state, obs_hat), obs_hat)
         return e / (jnp.sqrt(state.reward_rms.var) + 1e-8)
-    scored = b["next_observation"] if name == "proto" else b["observation"]
-    return a.intrinsic_reward(state, scored, jax.random.PRNGKey(0))
+    return a.intrinsic_reward(state, b[a.rewarded], jax.random.PRNGKey(0))
 
 
 # --- one compiled update per agent ---------------------------------------------------------------
@@ -224,6 +223,23 @@ def test_knn_agents_reject_k_not_below_the_batch_size(cls, cfg):
     with pytest.raises(ValueError, match=f"{cls.name} knn_k=64: must be < ddpg batch_size=64"):
         cls(cfg(knn_k=64), BACKBONE, 2, 2)
     assert cls(cfg(knn_k=63), BACKBONE, 2, 2).cfg.knn_k == 63
+
+
+def test_apt_knn_on_next_rewards_the_next_states_it_declares():
+    """With knn_on_next the critic's reward is the particle reward of the batch's s+ (its
+    `rewarded` field, which the probes read), not of s."""
+    a = APTAgent(APTConfig(rep_dim=16, hidden_dim=32, knn_on_next=True), BACKBONE, 2, 2)
+    assert a.rewarded == "next_observation" and agent("apt").rewarded == "observation"
+    rng = np.random.default_rng(3)
+    obs = rng.normal(size=(B, 2))
+    next_obs = obs.copy()
+    next_obs[: B // 2] = 0.0  # half the s+ in one point: their kNN distances vanish
+    batch = batch_of(obs, next_obs=next_obs, rng=rng)
+    state, metrics = a.update(a.init(jax.random.PRNGKey(0)), batch, jax.random.PRNGKey(1))
+    scored = {f: float(a.intrinsic_reward(state, jnp.asarray(batch[f][0]), jax.random.PRNGKey(0)
+                                          ).mean()) for f in ("observation", "next_observation")}
+    assert float(metrics["intr_reward"]) == pytest.approx(scored["next_observation"], rel=1e-4)
+    assert scored["observation"] != pytest.approx(scored["next_observation"], rel=1e-2)
 
 
 def test_apt_rejects_an_unknown_representation():

@@ -117,7 +117,7 @@ def test_reward_options_change_what_is_rewarded_and_how():
         agent = EDPAgent(cfg, BACKBONE, 2, 2)
         after, metrics = agent.update(agent.init(jax.random.PRNGKey(0)), batch,
                                       jax.random.PRNGKey(5))
-        raw = agent.raw_reward(after.state_model, jnp.asarray(batch[reward_on][0]), k_reward)
+        raw = agent.raw_reward(after.state_model, jnp.asarray(batch[agent.rewarded][0]), k_reward)
         raws[reward_on] = float(metrics["intr_reward_raw"])
         assert raws[reward_on] == pytest.approx(float(raw.mean()), rel=1e-4)
     assert raws["next_observation"] != pytest.approx(raws["observation"], rel=1e-3)

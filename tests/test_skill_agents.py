@@ -78,8 +78,8 @@ def training_reward(name, before, after, batch, key):
     if name == "diayn":
         return a.skill_reward(after, b["next_observation"], b["meta"])
     if name == "aps":
-        return a.reward_terms(after, b["next_observation"], b["meta"])[0]
-    return a.intrinsic_reward(after, b["next_observation"], KEY(0))
+        return a.reward_terms(after, b[a.rewarded], b["meta"])[0]
+    return a.intrinsic_reward(after, b[a.rewarded], KEY(0))
 
 
 # --- one compiled update per agent ---------------------------------------------------------------

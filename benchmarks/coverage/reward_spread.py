@@ -4,7 +4,8 @@
 
 For each finished maze run with its last checkpoint (weights and replay: the benchmark's work
 folder, on the machine that trained it), --batches batches of the agent's batch size are drawn
-from the replay as training draws them, and each state is rewarded twice, with independent
+from the replay as training draws them, and the states the agent's training reward scores
+(its `rewarded` field: s, or the n-step next state s+) are each rewarded twice, with independent
 draws of the reward's randomness (EDP: its K Monte-Carlo (t, z) draws and dropout; the kNN
 agents score a whole batch exactly, so theirs is 0). Per run: the mean reward; its spread
 across the batch's states (std); the draw noise (the std of the two rewards' difference, over
@@ -52,8 +53,10 @@ def run_terms(run: Path, batches: int) -> tuple[str, int, dict[str, dict[str, fl
     rewards: dict[str, list[np.ndarray]] = {}
     for _ in range(batches):
         e = rng.integers(episodes, size=agent.batch_size)
-        t = rng.integers(observation.shape[1] - 1, size=agent.batch_size)
-        rewarded = observation[e, t + 1] if cfg.agent == "aps" else observation[e, t]
+        t = rng.integers(observation.shape[1] - cfg.nstep, size=agent.batch_size)  # as replay
+        batch = {"observation": observation[e, t],
+                 "next_observation": observation[e, t + cfg.nstep]}
+        rewarded = batch[agent.rewarded]
         draws = [np.asarray(agent.intrinsic_reward(state, rewarded, next(keys))) for _ in "ab"]
         rewards.setdefault(cfg.agent, []).append(np.stack(draws))
         if cfg.agent == "aps":

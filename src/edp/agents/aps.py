@@ -117,6 +117,7 @@ class APSAgent(SkillAgent):
     config_help = "APS: task vectors, successor-feature critic; reward <w, phi(s+)> + kNN entropy."
     fast = dict(hidden_dim=128)
     reward_map = True
+    rewarded = "next_observation"
 
     def __init__(self, cfg: APSConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()

@@ -86,6 +86,7 @@ class APTAgent(IntrinsicAgent):
         super().__init__(backbone, obs_dim, action_dim)
         knn.check_k("apt", cfg.knn_k, backbone.batch_size)
         self.cfg = cfg
+        self.rewarded = "next_observation" if cfg.knn_on_next else "observation"
         self.icm_net = (ICMNets(obs_dim, action_dim, cfg.hidden_dim, cfg.rep_dim)
                         if cfg.representation == "icm" else None)
         self.icm_tx = optax.adam(cfg.lr)
@@ -121,7 +122,7 @@ class APTAgent(IntrinsicAgent):
         icm = state.icm
         if self.icm_net is not None:
             icm, metrics = icm_step(icm, obs, action, next_obs)
-        rep = jax.lax.stop_gradient(self.rep(icm, next_obs if self.cfg.knn_on_next else obs))
+        rep = jax.lax.stop_gradient(self.rep(icm, batch[self.rewarded]))
         dists = knn.knn_distances(rep, rep, self.cfg.knn_k, same=True)
         reward, rms = knn.configured_reward(self.cfg, dists, state.knn_rms, update_rms=True)
         backbone, backbone_metrics = self.backbone_step(state.backbone, batch, reward, key)

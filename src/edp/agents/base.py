@@ -22,7 +22,8 @@ Capabilities are class attributes, read by the loops and the fine-tuning set-up:
     a skill or task vector z (DIAYN, SMM, APS, CIC), which then has `init_meta`, `update_meta`,
     `draw_meta` and `step_meta` (`edp.agents.skills.SkillAgent`);
   * `reward_map`: the agent has `intrinsic_reward(state, observations, key)`, drawn as the maze
-    figure reward_map.png;
+    figure reward_map.png, and `rewarded`, the batch field ("observation" or
+    "next_observation") whose states its training reward scores;
   * `handoff`: what its snapshots hand to fine-tuning: "actor" (the DDPG actor and critic,
     `finetune_agent`), "diffusion_policy" (`state.policy`, for the diffusion methods).
 A pre-training agent also declares its config group and presets (`config`, `config_help`,
@@ -78,6 +79,7 @@ class Agent:
     name: ClassVar[str]
     meta_dim: int = 0
     reward_map: ClassVar[bool] = False
+    rewarded: str = "observation"
     handoff: ClassVar[frozenset[str]] = frozenset()
     # the agent's config group in the run config (`--<name>.*`; None: none), its help line
     # and its `fast` preset values

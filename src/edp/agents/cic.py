@@ -85,6 +85,7 @@ class CICAgent(SkillAgent):
     config_help = "CIC: uniform skills, contrastive (CPC) representation; reward kNN entropy of s+."
     fast = dict(hidden_dim=128)
     reward_map = True
+    rewarded = "next_observation"
 
     def __init__(self, cfg: CICConfig, backbone: ddpg.DDPGConfig, obs_dim: int, action_dim: int):
         cfg.check()

@@ -114,6 +114,7 @@ class EDPAgent(IntrinsicAgent):
         cfg.check()
         super().__init__(backbone, obs_dim, action_dim)
         self.cfg = cfg
+        self.rewarded = cfg.reward_on
         width = dict(hidden_dim=cfg.score_hidden_dim, num_blocks=cfg.score_blocks,
                      dropout_rate=cfg.score_dropout, time_dim=cfg.score_time_dim)
         self.state_net = StateScoreNet(obs_dim, **width)
@@ -155,7 +156,7 @@ class EDPAgent(IntrinsicAgent):
             policy, metrics["policy_dsm_loss"] = dsm_update(policy, action, obs, k_policy)
         state_model, metrics["state_dsm_loss"] = dsm_update(state.state_model, obs, None,
                                                             k_state)
-        rewarded = batch[self.cfg.reward_on]
+        rewarded = batch[self.rewarded]
         raw = jax.lax.stop_gradient(self.raw_reward(state_model, rewarded, k_reward))
         rms = state.reward_rms.update(raw)
         reward = self.cfg.diffusion_scale * raw / (jnp.sqrt(rms.var) + 1e-8)

@@ -103,6 +103,7 @@ class ProtoAgent(IntrinsicAgent):
                    "candidates; reward the distance to the k-th nearest.")
     fast = dict(pred_dim=32, proj_dim=128, num_protos=64, queue_size=256)
     reward_map = True
+    rewarded = "next_observation"
     # URLB `ProtoAgent.init_from`: the actor and the *whole* critic (trunk and heads); the proto
     # modules play no part in fine-tuning (the reward is extrinsic), so they are not carried over
     finetune_whole_critic = True
