@@ -29,3 +29,25 @@ def test_wall_distance_is_the_distance_to_the_nearest_unit_segment():
     points = np.array([[0.0, 0.0], [0.0, 0.4], [-0.5, -0.5], [2.5, 0.5], [0.5, 0.5]])
     expected = [0.5, 0.1, 1.0, 2.0, 0.0]
     np.testing.assert_allclose(wall_distance(maze, points), expected, atol=1e-12)
+
+
+def test_reward_spread_scores_the_states_the_agents_training_reward_scores(monkeypatch):
+    """Each state's reward is its time index, so the mean says which states were scored: s at
+    t in [0, T - n] (mean 3.5 for T = 10, n = 3), or the n-step s+ at t + n (mean 6.5)."""
+    module = benchmark_scripts.load("coverage/reward_spread.py")
+    steps, nstep = 10, 3
+    observation = np.zeros((5, steps + 1, 2), np.float32)
+    observation[:, :, 0] = np.arange(steps + 1)
+    replay = {"num_episodes": 5, "observation": observation}
+    means = {}
+    for field in ("observation", "next_observation"):
+        agent = SimpleNamespace(reward_map=True, batch_size=64, rewarded=field,
+                                intrinsic_reward=lambda state, obs, key: obs[:, 0])
+        cfg = SimpleNamespace(agent="stub", seed=0, nstep=nstep)
+        monkeypatch.setattr(module, "load_maze_run",
+                            lambda run: (cfg, None, agent, None, None, {"replay": replay}))
+        _, _, terms = module.run_terms(None, batches=200)
+        assert terms["stub"]["noise"] == 0  # the stub has no randomness
+        means[field] = terms["stub"]["mean"]
+    assert abs(means["observation"] - 3.5) < 0.1
+    assert abs(means["next_observation"] - 6.5) < 0.1
