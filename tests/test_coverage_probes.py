@@ -44,8 +44,8 @@ def test_reward_spread_scores_the_states_the_agents_training_reward_scores(monke
         agent = SimpleNamespace(reward_map=True, batch_size=64, rewarded=field,
                                 intrinsic_reward=lambda state, obs, key: obs[:, 0])
         cfg = SimpleNamespace(agent="stub", seed=0, nstep=nstep)
-        monkeypatch.setattr(module, "load_maze_run",
-                            lambda run: (cfg, None, agent, None, None, {"replay": replay}))
+        loaded = (cfg, None, agent, None, None, {"replay": replay})
+        monkeypatch.setattr(module, "load_maze_run", lambda run, loaded=loaded: loaded)
         _, _, terms = module.run_terms(None, batches=200)
         assert terms["stub"]["noise"] == 0  # the stub has no randomness
         means[field] = terms["stub"]["mean"]

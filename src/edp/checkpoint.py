@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from flax import serialization
 
+from edp import rundir
+
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt or does not fit the run loading it."""
@@ -41,13 +43,8 @@ def save(directory: Path, agent_state: Any, state: dict, arrays: dict[str, dict]
         raise OSError(f"cannot write checkpoint {directory}: {exc.strerror or exc}; earlier "
                       "checkpoints are intact") from exc
     _fsync_dir(tmp)
-    if directory.exists():  # re-saving the same frame: replace atomically enough via a swap
-        old = directory.with_name(f".old-{directory.name}")
-        os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, directory)
+    # re-saving the same frame swaps; `latest` finishes a swap a crash interrupted
+    rundir.swap_in(tmp, directory, directory.with_name(f".old-{directory.name}"))
     return directory
 
 

@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 from tyro.conf import Positional
 
+from edp import rundir
 from edp.envs import EnvId
 
 
@@ -589,12 +590,8 @@ def _move_into_place(new: Path, final: Path) -> None:
         for path in final.iterdir():
             if path not in ours and not (new / path.name).exists():
                 os.replace(path, new / path.name)
-        old = final.with_name(f".{final.name}.old-{new.name.rsplit('-', 1)[-1]}")
-        os.replace(final, old)
-        os.replace(new, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(new, final)
+    aside = final.with_name(f".{final.name}.old-{new.name.rsplit('-', 1)[-1]}")
+    rundir.swap_in(new, final, aside)
     final.chmod(0o777 & ~_umask())
 
 

@@ -1,10 +1,13 @@
-"""Run directories: <out>/<env>/<agent>/<seed>-<id>/ with the resolved config.json."""
+"""Run directories: <out>/<env>/<agent>/<seed>-<id>/ with the resolved config.json, and the
+atomic writes their files and folders are replaced with (a crash leaves the old or the new)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import secrets
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -62,3 +65,22 @@ def git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a file's content atomically: a crash leaves the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def swap_in(new: Path, final: Path, aside: Path) -> None:
+    """Make the finished directory `new` the directory `final`: the old `final` is renamed to
+    `aside`, `new` takes its name, and `aside` is deleted. A crash between the two renames
+    leaves `aside` complete, for a reader to restore (`checkpoint.latest`)."""
+    if final.exists():
+        os.replace(final, aside)
+        os.replace(new, final)
+        shutil.rmtree(aside)
+    else:
+        os.replace(new, final)

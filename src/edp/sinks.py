@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from edp import rundir
 
 
 def to_scalars(metrics: dict) -> dict[str, float]:
@@ -108,7 +109,7 @@ def _truncate_jsonl(path: Path, frame: int) -> None:
                                                 and record["phase"] != "eval")
 
         keep = [line for line in _complete_lines(path) if kept(json.loads(line))]
-        _rewrite(path, "".join(keep))
+        rundir.write_atomic(path, "".join(keep))
 
 
 def _truncate_csv(path: Path, frame: int) -> None:
@@ -116,7 +117,7 @@ def _truncate_csv(path: Path, frame: int) -> None:
     if path.exists():
         lines = _complete_lines(path)
         keep = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < frame]
-        _rewrite(path, "".join(keep))
+        rundir.write_atomic(path, "".join(keep))
 
 
 def logged_frames(every: int, num_envs: int, below: int, start: bool = False) -> set[int]:
@@ -156,9 +157,9 @@ def check_logs(run_dir: Path, frame: int, log_every: int, num_envs: int, eval_ev
                           else ""))
     if problems:
         if metrics_path.exists():
-            _rewrite(metrics_path, "".join(metrics))
+            rundir.write_atomic(metrics_path, "".join(metrics))
         if rows:
-            _rewrite(eval_path, "".join(rows))
+            rundir.write_atomic(eval_path, "".join(rows))
         elif eval_path.exists():  # no trustworthy header: the run writes a new file
             eval_path.unlink()
     return problems
@@ -202,13 +203,6 @@ def _read_log(path: Path, parse, header: str | None = None
         except (ValueError, TypeError):
             bad.append(number)
     return keep, values, bad
-
-
-def _rewrite(path: Path, text: str) -> None:
-    """Replace a file's content atomically (a crash leaves the old or the new file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class Progress:

@@ -8,7 +8,6 @@ its presence is what marks a run complete (sweeps rely on it).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,9 +66,7 @@ def write_result(kind: str, result: LoopResult) -> None:
     """result.json, atomically: the run finished (written after every other output)."""
     data = {"kind": kind, "frames": result.frames, "final_eval": result.final_eval,
             "coverage": result.coverage}
-    tmp = result.run_dir / ".result.json.tmp"
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, result.run_dir / "result.json")
+    rundir.write_atomic(result.run_dir / "result.json", json.dumps(data, indent=2))
 
 
 def pretrain_run(cfg: PretrainConfig, resume_dir: Path | list[Path] | None = None
