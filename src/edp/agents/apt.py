@@ -86,11 +86,14 @@ class APTAgent(IntrinsicAgent):
         super().__init__(backbone, obs_dim, action_dim)
         knn.check_k("apt", cfg.knn_k, backbone.batch_size)
         self.cfg = cfg
-        self.rewarded = "next_observation" if cfg.knn_on_next else "observation"
         self.icm_net = (ICMNets(obs_dim, action_dim, cfg.hidden_dim, cfg.rep_dim)
                         if cfg.representation == "icm" else None)
         self.icm_tx = optax.adam(cfg.lr)
         self.intrinsic_reward = jax.jit(self._intrinsic_reward)
+
+    @property
+    def rewarded(self) -> str:
+        return "next_observation" if self.cfg.knn_on_next else "observation"
 
     def init(self, key: jax.Array) -> APTState:
         k_backbone, k_icm = jax.random.split(key)

@@ -114,13 +114,16 @@ class EDPAgent(IntrinsicAgent):
         cfg.check()
         super().__init__(backbone, obs_dim, action_dim)
         self.cfg = cfg
-        self.rewarded = cfg.reward_on
         width = dict(hidden_dim=cfg.score_hidden_dim, num_blocks=cfg.score_blocks,
                      dropout_rate=cfg.score_dropout, time_dim=cfg.score_time_dim)
         self.state_net = StateScoreNet(obs_dim, **width)
         self.policy_net = ActionScoreNet(action_dim, **width)
         self.score_tx = optax.adam(cfg.score_lr)
         self.intrinsic_reward = jax.jit(self._intrinsic_reward)
+
+    @property
+    def rewarded(self) -> str:
+        return self.cfg.reward_on
 
     def init(self, key: jax.Array) -> EDPState:
         k_backbone, k_state, k_policy = jax.random.split(key, 3)
