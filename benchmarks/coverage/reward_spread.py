@@ -72,7 +72,8 @@ def run_terms(run: Path, batches: int) -> tuple[str, int, dict[str, dict[str, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="maze run directories")
-    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--batches", type=int, default=200,
+                        help="training-size batches drawn from each run's replay (default 200)")
     args = parser.parse_args()
     print("| run | term | mean | std across states | draw noise | signal | signal / mean reward |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
