@@ -127,6 +127,15 @@ class ScoreTimeCode(nn.Module):
         return TorchDense(self.features)(h)
 
 
+def _time_coded_resnet(net: nn.Module, out_dim: int, x: jax.Array, t: jax.Array,
+                       conditions: tuple, train: bool) -> jax.Array:
+    """The body both score nets share: MLPResNet on concat[x, *conditions, time code]. Called
+    inside a score net's compact __call__, so its layers are that net's own (same names)."""
+    code = ScoreTimeCode(net.time_embed_dim, net.time_dim)(t)
+    resnet = MLPResNet(out_dim, net.hidden_dim, net.num_blocks, dropout_rate=net.dropout_rate)
+    return resnet(jnp.concatenate([x, *conditions, code], axis=-1), train)
+
+
 class StateScoreNet(nn.Module):
     """Score s_phi(x_t, t) of the state-visitation distribution (docs/method.md §3.3):
     (..., S) -> (..., S).
@@ -143,10 +152,7 @@ class StateScoreNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, t: jax.Array, train: bool = False) -> jax.Array:
-        code = ScoreTimeCode(self.time_embed_dim, self.time_dim)(t)
-        net = MLPResNet(self.obs_dim, self.hidden_dim, self.num_blocks,
-                        dropout_rate=self.dropout_rate)
-        return net(jnp.concatenate([x, code], axis=-1), train)
+        return _time_coded_resnet(self, self.obs_dim, x, t, (), train)
 
 
 class ActionScoreNet(nn.Module):
@@ -165,10 +171,7 @@ class ActionScoreNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, t: jax.Array, state: jax.Array,
                  train: bool = False) -> jax.Array:
-        code = ScoreTimeCode(self.time_embed_dim, self.time_dim)(t)
-        net = MLPResNet(self.action_dim, self.hidden_dim, self.num_blocks,
-                        dropout_rate=self.dropout_rate)
-        return net(jnp.concatenate([x, state, code], axis=-1), train)
+        return _time_coded_resnet(self, self.action_dim, x, t, (state,), train)
 
 
 class GuidanceEnergy(nn.Module):
