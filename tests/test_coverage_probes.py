@@ -31,6 +31,21 @@ def test_wall_distance_is_the_distance_to_the_nearest_unit_segment():
     np.testing.assert_allclose(wall_distance(maze, points), expected, atol=1e-12)
 
 
+def test_dead_units_counts_the_relu_units_silent_on_every_input():
+    dead_units = benchmark_scripts.load("coverage/smm_vae.py").dead_units
+    x = np.array([[1.0], [2.0]])
+    first = {"kernel": np.array([[1.0, -1.0, 0.5]]), "bias": np.array([0.0, 0.0, -0.75])}
+    # unit 1 fires on both rows, unit 2 on none, unit 3 only on x = 2 (0.25 > 0)
+    second = {"kernel": np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]),
+              "bias": np.array([-1.5, 0.0])}
+    # on layer one's output (1, 0, 0) and (2, 0, 0.25): unit 1 fires only on row 2, unit 2
+    # (weight 0, bias 0) never fires
+    assert dead_units([first], x) == [1]
+    assert dead_units([first, second], x) == [1, 1]
+    assert dead_units([first, {"kernel": second["kernel"], "bias": np.array([-3.0, 0.0])}],
+                      x) == [1, 2]
+
+
 def test_reward_spread_scores_the_states_the_agents_training_reward_scores(monkeypatch):
     """Each state's reward is its time index, so the mean says which states were scored: s at
     t in [0, T - n] (mean 3.5 for T = 10, n = 3), or the n-step s+ at t + n (mean 6.5)."""
