@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     import jax
     import jax.numpy as jnp
-    from wall_reward import OPEN, wall_distance
+    from wall_reward import BANDS, OPEN, wall_distance
 
     for run in args.runs:
         cfg, maze, agent, state, meta, arrays = load_maze_run(run)
@@ -74,7 +74,7 @@ def main() -> None:
                                                *recon[:, :2].mean(0)))
         print(f"  reconstruction error {((recon - x) ** 2).sum(1).mean():.3f}, predicting the "
               f"states' mean {((x - x.mean(0)) ** 2).sum(1).mean():.3f}")
-        for name, mask in (("within 0.01 of a wall", distance < 0.01),
+        for name, mask in ((f"within {BANDS[1]} of a wall", distance < BANDS[1]),
                            (f"{OPEN} or more from every wall", distance >= OPEN)):
             if mask.any():
                 print(f"  {name} ({mask.mean():.0%} of the states): reward "
