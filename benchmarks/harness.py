@@ -84,11 +84,23 @@ def check_committable(path: Path) -> None:
 
 
 def machine() -> str:
+    """One line for a benchmark's output. It names the CPU model: the same 2-core machine kind
+    has come with processors whose wall times differ by 2x, so timings are read against it."""
     import jax
 
-    cpu = platform.processor() or platform.machine()
-    return (f"{platform.node()}: {cpu}, {len(os.sched_getaffinity(0))} cores, "
+    return (f"{platform.node()}: {cpu_model()}, {len(os.sched_getaffinity(0))} cores, "
             f"{jax.default_backend()}, jax {jax.__version__}, Python {platform.python_version()}")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return f"{platform.machine()} {line.split(':', 1)[1].strip()}"
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or platform.machine()
 
 
 def maze_bins(maze, width: float, shape: tuple[int, int]):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -26,6 +26,9 @@ from edp.finetune.config import defaults, resolve
 from edp.finetune.methods import FINETUNE_METHODS, make_method
 from edp.presets import pretrain_defaults
 from edp.replay import ReplayBuffer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import machine  # noqa: E402
 
 
 def build(method: str, preset: str, env_name: str, obs_dim: int, act_dim: int):
@@ -74,8 +77,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print("command:", " ".join(["python", *sys.argv]))
-    print(f"machine: {platform.machine()}, jax {jax.__version__} on "
-          f"{jax.default_backend()}; float32 GEMM {gemm_gflops():.0f} GFLOP/s")
+    print(f"machine: {machine()}; float32 GEMM {gemm_gflops():.0f} GFLOP/s")
     print(f"{'method':6} {'preset':6} {'problem':9} {'batch':>5} {'every':>5} {'act ms':>8} "
           f"{'update ms':>10} {'GFLOP':>8} {'GFLOP/s':>8} {'learn ms/step':>13}")
     for preset in args.presets:

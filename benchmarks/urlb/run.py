@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from edp.envs import make_env
 from edp.report import ReportConfig, write_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import REPO, record  # noqa: E402
+from harness import REPO, machine, record  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs"  # git-ignored; inside the repository, so a re-invocation there continues
@@ -122,8 +121,7 @@ def main() -> None:
         path.resolve() for path in (args.root, args.finetune_root, args.records, args.report))
     os.chdir(REPO)  # results.csv names the runs relative to the repository
     print("command:", shlex.join(["python", *sys.argv]))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
-          f"{platform.python_version()}")
+    print("machine:", machine())
     if not args.skip_env_speed:
         for name in DOMAIN_TASKS:
             print(f"env speed {name:26} {env_speed(name):8.0f} steps/s", flush=True)
