@@ -66,3 +66,21 @@ def test_reward_spread_scores_the_states_the_agents_training_reward_scores(monke
         means[field] = terms["stub"]["mean"]
     assert abs(means["observation"] - 3.5) < 0.1
     assert abs(means["next_observation"] - 6.5) < 0.1
+
+
+def test_paper_pairs_keep_the_papers_agents_and_average_our_seeds(tmp_path):
+    table = benchmark_scripts.load("coverage/table.py")
+    values = {("square_a", "edp"): {0: 0.8, 1: 0.9},
+              ("square_a", "random"): {0: 0.7},        # not in the paper's table
+              ("square_corridor", "edp"): {0: 0.5},    # a maze the paper does not list
+              ("square_large", "diayn"): {0: 0.2, 1: 0.3, 2: 0.4}}
+    pairs = table.paper_pairs(values, ["diayn", "edp", "random"])
+    assert [(a, m) for a, m, *_ in pairs] == [("edp", "square_a"), ("diayn", "square_large")]
+    (_, _, paper, mean, std), (_, _, paper2, mean2, std2) = pairs
+    assert (paper, paper2) == (0.99, 0.30)
+    np.testing.assert_allclose([mean, std, mean2, std2],
+                               [0.85, 0.05, 0.3, np.sqrt(0.02 / 3)])
+    assert table.paper_pairs(values, ["random"]) == []
+    path = tmp_path / "paper.png"
+    table.plot_against_paper(pairs, ["diayn", "edp", "random"], path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

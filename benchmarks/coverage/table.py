@@ -4,12 +4,14 @@ per-seed values. Several CSVs merge (the first holding a run wins), so the recor
 results.csv and lost_runs.csv (runs made before records were kept) make one table.
 `--paper` puts the paper's Table 1 value after ours for every agent it lists, and asks of the
 ranked agent whether it reaches the paper's mean - 1 std and whether it is first or inside the
-95% bootstrap interval of the first's mean (the interval `edp report` gives).
+95% bootstrap interval of the first's mean (the interval `edp report` gives). `--figure` draws
+our mean against the paper's value for every (agent, maze) the paper lists: a faithful baseline
+sits on the diagonal.
 
     python benchmarks/coverage/table.py benchmarks/coverage/results/results.csv \
         benchmarks/coverage/lost_runs.csv --agents edp random ddpg
     python benchmarks/coverage/table.py benchmarks/coverage/cpu/results/results.csv \
-        benchmarks/coverage/cpu/lost_runs.csv --paper
+        benchmarks/coverage/cpu/lost_runs.csv --paper --figure benchmarks/coverage/cpu/paper.png
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from edp.envs import EnvId
 from edp.envs.maze import MAZE_NAMES
-from edp.report import bootstrap_ci
+from edp.report import bootstrap_ci, label_styles
 
 # the paper's Table 1: coverage after 100k frames, 10 seeds, mean (and std where it gives one)
 PAPER_MAZES = ("square_a", "square_b", "square_c", "square_d", "square_tree",
@@ -49,6 +51,8 @@ def main() -> None:
     parser.add_argument("--rank-of", default="edp", help="agent whose rank is a column")
     parser.add_argument("--paper", action="store_true",
                         help="the paper's values beside ours, and the issue-20 target columns")
+    parser.add_argument("--figure", type=Path,
+                        help="PNG of our coverage against the paper's, per agent and maze")
     args = parser.parse_args()
     values: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for path in args.results:
@@ -77,10 +81,65 @@ def main() -> None:
         answers = targets(me, maze, runs, order) if args.paper else []
         seeds = " / ".join(" ".join(f"{v:.3f}" for v in r) for r in runs.values())
         print(f"| {maze} | {' | '.join(cells)} | {rank} | {' | '.join(answers + [''])}{seeds} |")
+    if args.figure:
+        plot_against_paper(paper_pairs(values, agents), agents, args.figure)
+        print(f"figure: {args.figure}")
 
 
 def paper(agent: str, maze: str) -> float | None:
     return PAPER[agent][PAPER_MAZES.index(maze)] if agent in PAPER and maze in PAPER_MAZES else None
+
+
+def paper_pairs(values: dict[tuple[str, str], dict[int, float]],
+                agents: list[str]) -> list[tuple[str, str, float, float, float]]:
+    """(agent, maze, paper's mean, our mean, our std over seeds) for every measured pair of
+    `agents` that the paper's Table 1 has."""
+    pairs = []
+    for (maze, agent), seeds in sorted(values.items()):
+        theirs = paper(agent, maze)
+        if agent in agents and seeds and theirs is not None:
+            runs = list(seeds.values())
+            pairs.append((agent, maze, theirs, float(np.mean(runs)), float(np.std(runs))))
+    return pairs
+
+
+def plot_against_paper(pairs: list[tuple[str, str, float, float, float]], agents: list[str],
+                       path: Path) -> None:
+    """One point per (agent, maze) with its std over seeds: colour the agent (given all the
+    study's `agents`, the colours of `edp report`'s figures), marker the maze, and the diagonal
+    where ours equals the paper's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not pairs:
+        raise SystemExit("--figure: no measured (agent, maze) that the paper's Table 1 lists")
+    styles = label_styles(agents)
+    markers = dict(zip(PAPER_MAZES, "osD^vPX", strict=True))
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1)
+    for agent, maze, theirs, mean, std in pairs:
+        ax.errorbar(theirs, mean, yerr=std, marker=markers[maze], color=styles[agent]["color"],
+                    markersize=6, capsize=2, linestyle="none")
+    agents = sorted({agent for agent, *_ in pairs})
+    mazes = [m for m in PAPER_MAZES if any(m == maze for _, maze, *_ in pairs)]
+    handles = ([plt.Line2D([], [], color=styles[a]["color"], marker="o", linestyle="none")
+                for a in agents]
+               + [plt.Line2D([], [], color="0.3", marker=markers[m], linestyle="none")
+                  for m in mazes])
+    ax.legend(handles, agents + mazes, fontsize=8, loc="upper left", ncol=2)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_aspect("equal")
+    ax.set_xlabel("paper's Table 1 (100k frames, mean of 10 seeds)")
+    ax.set_ylabel("ours (mean and std over seeds)")
+    ax.set_title("final state coverage: ours against the paper's")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def cell(agent: str, maze: str, runs: list[float], with_paper: bool) -> str:
