@@ -122,13 +122,13 @@ def plot_against_paper(pairs: list[tuple[str, str, float, float, float]], agents
     for agent, maze, theirs, mean, std in pairs:
         ax.errorbar(theirs, mean, yerr=std, marker=markers[maze], color=styles[agent]["color"],
                     markersize=6, capsize=2, linestyle="none")
-    agents = sorted({agent for agent, *_ in pairs})
+    shown = sorted({agent for agent, *_ in pairs})
     mazes = [m for m in PAPER_MAZES if any(m == maze for _, maze, *_ in pairs)]
     handles = ([plt.Line2D([], [], color=styles[a]["color"], marker="o", linestyle="none")
-                for a in agents]
+                for a in shown]
                + [plt.Line2D([], [], color="0.3", marker=markers[m], linestyle="none")
                   for m in mazes])
-    ax.legend(handles, agents + mazes, fontsize=8, loc="upper left", ncol=2)
+    ax.legend(handles, shown + mazes, fontsize=8, loc="upper left", ncol=2)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.set_aspect("equal")
