@@ -282,7 +282,7 @@ def test_an_agent_keeps_its_colour_in_every_panel_and_figure(tmp_path, monkeypat
                         ("maze/square_b:far_end", "ddpg_scratch")):
         fake_finetune(tmp_path, task, label, 0, [1.0, 2.0], 50.0)
     colours: dict[str, set] = {}
-    real_save = report._save
+    real_save = report.save_figure
 
     def capture(plt, fig, path):
         for ax in fig.axes:
@@ -292,7 +292,7 @@ def test_an_agent_keeps_its_colour_in_every_panel_and_figure(tmp_path, monkeypat
                                                       line.get_linestyle()))
         real_save(plt, fig, path)
 
-    monkeypatch.setattr(report, "_save", capture)
+    monkeypatch.setattr(report, "save_figure", capture)
     write_report(ReportConfig(runs=(tmp_path,), out=tmp_path / "report", bootstrap=50))
     assert set(colours) == {"ddpg", "edp", "random", "ddpg_from_edp", "ddpg_scratch"}
     assert all(len(used) == 1 for used in colours.values()), colours
@@ -323,8 +323,8 @@ def test_twelve_agents_get_twelve_clearly_different_lines(tmp_path, monkeypatch)
                        if ax.get_legend() is not None)
         real_save(plt, fig, path)
 
-    real_save = report._save
-    monkeypatch.setattr(report, "_save", capture)
+    real_save = report.save_figure
+    monkeypatch.setattr(report, "save_figure", capture)
     report.plot_coverage_curves(runs, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     [(legend, lines)] = legends

@@ -25,7 +25,7 @@ import numpy as np
 
 from edp.envs import EnvId
 from edp.envs.maze import MAZE_NAMES
-from edp.report import bootstrap_ci, label_styles
+from edp.report import bootstrap_ci, label_styles, pyplot, save_figure
 
 # the paper's Table 1: coverage after 100k frames, 10 seeds, mean (and std where it gives one)
 PAPER_MAZES = ("square_a", "square_b", "square_c", "square_d", "square_tree",
@@ -108,13 +108,9 @@ def plot_against_paper(pairs: list[tuple[str, str, float, float, float]], agents
     """One point per (agent, maze) with its std over seeds: colour the agent (given all the
     study's `agents`, the colours of `edp report`'s figures), marker the maze, and the diagonal
     where ours equals the paper's."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not pairs:
         raise SystemExit("--figure: no measured (agent, maze) that the paper's Table 1 lists")
+    plt = pyplot()
     styles = label_styles(agents)
     markers = dict(zip(PAPER_MAZES, "osD^vPX", strict=True))
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
@@ -136,10 +132,8 @@ def plot_against_paper(pairs: list[tuple[str, str, float, float, float]], agents
     ax.set_ylabel("ours (mean and std over seeds)")
     ax.set_title("final state coverage: ours against the paper's")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path)
 
 
 def cell(agent: str, maze: str, runs: list[float], with_paper: bool) -> str:

@@ -160,7 +160,8 @@ def coverage_rows(runs: list[Run], resamples: int) -> list[dict]:
     return rows
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (machines here have no screen)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,7 +184,8 @@ def label_styles(labels) -> dict[str, dict]:
             for i, name in enumerate(sorted(set(labels)))}
 
 
-def _save(plt, fig, path: Path) -> None:
+def save_figure(plt, fig, path: Path) -> None:
+    """Every figure of a report (and of the benchmarks' own) laid out and saved alike."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -192,7 +194,7 @@ def _save(plt, fig, path: Path) -> None:
 def plot_coverage_curves(runs: list[Run], path: Path) -> None:
     """One panel per maze: mean coverage per episode with a +-1 std band, one line per agent;
     one legend for all panels, in a panel of its own so that it covers no curve."""
-    plt = _pyplot()
+    plt = pyplot()
 
     by_env: dict[str, dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
@@ -224,7 +226,7 @@ def plot_coverage_curves(runs: list[Run], path: Path) -> None:
     labels = [f"{agent} ({runs_of(counts[agent])})" for agent in sorted(counts)]
     axes.flat[len(envs)].legend(handles, labels, loc="center", fontsize=9,
                                 ncol=1 if len(labels) <= 14 else 2, title="agent (runs per maze)")
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)
 
 
 def final_tracker(run: Run):
@@ -512,7 +514,7 @@ def plot_finetune_curves(groups: dict[tuple[str, str], list[Evals]], out: Path,
                          resamples: int) -> list[str]:
     """finetune_<task>.png: mean return (95% CI band) per method; finetune_iqm.png: IQM of the
     normalised scores over tasks per method (stratified bootstrap band). Returns file names."""
-    plt = _pyplot()
+    plt = pyplot()
     styles = label_styles(label for _, label in groups)
     names = []
     for task in sorted({task for task, _ in groups}):
@@ -526,7 +528,7 @@ def plot_finetune_curves(groups: dict[tuple[str, str], list[Evals]], out: Path,
                 ax.fill_between(frames, low, high, alpha=0.2, color=styles[label]["color"])
         _finish(ax, task, "episode return")
         names.append(f"finetune_{_slug(task)}.png")
-        _save(plt, fig, out / names[-1])
+        save_figure(plt, fig, out / names[-1])
     normalised = {key: evals for key, evals in groups.items()
                   if all(e.normalised for e in evals)}
     if not normalised:
@@ -542,7 +544,7 @@ def plot_finetune_curves(groups: dict[tuple[str, str], list[Evals]], out: Path,
             ax.fill_between(frames, low, high, alpha=0.2, color=styles[label]["color"])
     _finish(ax, "IQM over tasks with an expert score", "score (return / expert)")
     names.append("finetune_iqm.png")
-    _save(plt, fig, out / names[-1])
+    save_figure(plt, fig, out / names[-1])
     return names
 
 
