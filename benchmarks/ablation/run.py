@@ -23,6 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import REPO, Results, machine, pretrain_group  # noqa: E402
 
+from edp.figures import pyplot, save_figure  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 RUNS, RECORDS = HERE / "runs", HERE / "records"
 RESULTS = Results(HERE / "results.jsonl")
@@ -100,13 +102,10 @@ def table(rows: list[dict]) -> str:
 
 def figure(rows: list[dict], path: Path) -> None:
     """Mean coverage of each (cell, maze) against the CPU minutes of one seed's run."""
-    import matplotlib
     import matplotlib.ticker
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, maze in enumerate(m for m in MAZES if any(r["maze"] == m for r in rows)):
         colour, label = f"C{i}", maze  # the maze's first point names it in the legend
@@ -131,9 +130,7 @@ def figure(rows: list[dict], path: Path) -> None:
     ax.set_ylabel("final coverage (mean of seeds)")
     ax.set_title("EDP maze coverage vs learning budget (dashed: paper)")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=120)
 
 
 def main() -> None:

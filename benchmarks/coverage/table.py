@@ -25,7 +25,8 @@ import numpy as np
 
 from edp.envs import EnvId
 from edp.envs.maze import MAZE_NAMES
-from edp.report import bootstrap_ci, label_styles, pyplot, save_figure
+from edp.figures import pyplot, save_figure
+from edp.report import bootstrap_ci, label_styles
 
 # the paper's Table 1: coverage after 100k frames, 10 seeds, mean (and std where it gives one)
 PAPER_MAZES = ("square_a", "square_b", "square_c", "square_d", "square_tree",

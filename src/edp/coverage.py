@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edp.envs.maze import enclosed_area, get_maze
+from edp.figures import pyplot, save_figure
 
 MAX_EPISODES = 2000  # the reference script reads at most the first 2000 episode files
 _CLAMP = 1.0 - 1e-4
@@ -89,13 +90,9 @@ def plot_reward_map(maze_name: str, reward_fn, path: Path, title: str,
                     resolution: int = 120) -> None:
     """Heat map of reward_fn((N, 2) points) -> (N,) over the maze's box; walls drawn, cells
     outside the maze greyed out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from edp.envs.maze import draw_walls, inside_maze
 
+    plt = pyplot()
     maze = get_maze(maze_name)
     x_min, x_max, y_min, y_max = maze.bounds
     step = max(x_max - x_min, y_max - y_min) / resolution
@@ -111,9 +108,7 @@ def plot_reward_map(maze_name: str, reward_fn, path: Path, title: str,
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="intrinsic reward")
     draw_walls(ax, maze)
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=120)
 
 
 def plot_density(tracker: CoverageTracker, path: Path, title: str) -> None:
@@ -125,14 +120,11 @@ def plot_densities(panels: list[tuple[str, CoverageTracker]], path: Path,
                    title: str | None = None, max_cols: int = 4) -> None:
     """Visit densities side by side (one panel per (title, tracker)) on one colour scale,
     `max_cols` panels per row (a dozen agents stay readable)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
     from edp.envs.maze import draw_walls
 
+    plt = pyplot()
     x_min, x_max, y_min, y_max = panels[0][1].maze.bounds
     vmax = max(2, *(int(t.counts.max()) for _, t in panels))
     height = 6 * (y_max - y_min) / (x_max - x_min) + 0.6
@@ -157,5 +149,4 @@ def plot_densities(panels: list[tuple[str, CoverageTracker]], path: Path,
                      label="visits per bin")
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=120, bbox_inches="tight")

@@ -26,6 +26,7 @@ from tyro.conf import Positional
 
 from edp import rundir
 from edp.envs import EnvId
+from edp.figures import pyplot, save_figure
 
 
 @dataclass(frozen=True)
@@ -160,16 +161,6 @@ def coverage_rows(runs: list[Run], resamples: int) -> list[dict]:
     return rows
 
 
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (machines here have no screen)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -182,13 +173,6 @@ def label_styles(labels) -> dict[str, dict]:
     cmap = colormaps["tab10"]
     return {name: {"color": cmap(i % 10), "linestyle": LINESTYLES[i // 10 % len(LINESTYLES)]}
             for i, name in enumerate(sorted(set(labels)))}
-
-
-def save_figure(plt, fig, path: Path) -> None:
-    """Every figure of a report (and of the benchmarks' own) laid out and saved alike."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_coverage_curves(runs: list[Run], path: Path) -> None:
