@@ -17,17 +17,30 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+# XLA aborts a CPU program whose devices wait more than 40 s for each other at a collective
+# (the `any` over seeds that ends a vmapped while loop, such as the maze's rejection-sampled
+# reset, is one). On a machine busy with other work one device's thread can lag that long:
+# a 4-seed maze run beside the test suite died so (SIGABRT, benchmarks/coverage/README.md).
+# The seeds are independent, so the wait always ends; an hour still ends a true deadlock.
+COLLECTIVE_TIMEOUT_FLAGS = ("--xla_cpu_collective_call_warn_stuck_timeout_seconds=600",
+                            "--xla_cpu_collective_call_terminate_timeout_seconds=3600")
+
 
 def expose_cpu_cores() -> None:
     """One CPU device per core this process may use, unless the user chose a count (XLA_FLAGS
-    or JAX_NUM_CPU_DEVICES) or JAX has already started (a library user's process: keep theirs)."""
-    if "JAX_NUM_CPU_DEVICES" in os.environ or \
-            "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+    or JAX_NUM_CPU_DEVICES) or JAX has already started (a library user's process: keep theirs).
+    With more than one, lengthen XLA's collective timeouts (above) unless the user set them."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "JAX_NUM_CPU_DEVICES" in os.environ or "xla_force_host_platform_device_count" in flags:
         return
+    cores = len(os.sched_getaffinity(0))
     try:
-        jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
+        jax.config.update("jax_num_cpu_devices", cores)
     except RuntimeError:
-        pass
+        return
+    if cores > 1:
+        extra = [f for f in COLLECTIVE_TIMEOUT_FLAGS if f.split("=")[0] not in flags]
+        os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
 
 
 class SeedPlacement:
