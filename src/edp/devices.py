@@ -17,11 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-# XLA aborts a CPU program whose devices wait more than 40 s for each other at a collective
-# (the `any` over seeds that ends a vmapped while loop, such as the maze's rejection-sampled
-# reset, is one). On a machine busy with other work one device's thread can lag that long:
-# a 4-seed maze run beside the test suite died so (SIGABRT, benchmarks/coverage/README.md).
-# The seeds are independent, so the wait always ends; an hour still ends a true deadlock.
+# XLA aborts a CPU program whose devices wait over 40 s for each other at a collective, which a
+# busy machine can cause (docs/compiled_loop.md, "Seeds across devices"). The seeds are
+# independent, so the wait always ends; an hour still ends a true deadlock.
 COLLECTIVE_TIMEOUT_FLAGS = ("--xla_cpu_collective_call_warn_stuck_timeout_seconds=600",
                             "--xla_cpu_collective_call_terminate_timeout_seconds=3600")
 
