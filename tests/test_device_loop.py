@@ -10,7 +10,7 @@ import numpy as np
 from edp.agents.registry import make_agent
 from edp.cli import main
 from edp.config import resolve
-from edp.device_loop import _metrics_template, make_chunk, seed_keys, stack
+from edp.device_loop import _metrics_template, group_chunk, make_chunk, seed_keys, stack
 from edp.device_replay import DeviceReplay
 from edp.devices import SeedPlacement
 from edp.envs import maze_jax
@@ -90,21 +90,38 @@ def _branches_with_dots(jaxpr) -> int:
     return conds
 
 
-def test_learning_stays_a_branch_when_seeds_are_vmapped():
-    """The update's predicate depends on the step alone, so under vmap it must stay a `cond`
-    (a select would run the update at every env step)."""
+def ddpg_group(seeds: int):
+    """A fast DDPG agent's chunk on square_a, and the stacked carry and keys of `seeds` seeds."""
     cfg = resolve(pretrain_defaults("fast", "maze/square_a", "ddpg"))
     agent = make_agent(cfg, 2, 2)
     replay = DeviceReplay.create(1000, 50, 2, 2, 3, 0.99)
-    keys = stack([seed_keys(s) for s in range(3)])
+    keys = stack([seed_keys(s) for s in range(seeds)])
     states = jax.vmap(agent.init)(keys["init"])
     metrics = _metrics_template(agent, jax.tree.map(lambda x: x[0], states), replay)
-    carry = {"state": states, "replay": stack([replay] * 3),
-             "metrics": stack([metrics] * 3), "finite": jnp.ones(3, bool)}
-    chunk = make_chunk(agent, maze_jax.maze_arrays("square_a"), False, 50)
+    carry = {"state": states, "replay": stack([replay] * seeds),
+             "metrics": stack([metrics] * seeds), "finite": jnp.ones(seeds, bool)}
+    return make_chunk(agent, maze_jax.maze_arrays("square_a"), False, 50), carry, keys
+
+
+def test_learning_stays_a_branch_when_seeds_are_vmapped():
+    """The update's predicate depends on the step alone, so under vmap it must stay a `cond`
+    (a select would run the update at every env step)."""
+    chunk, carry, keys = ddpg_group(3)
     jaxpr = jax.make_jaxpr(jax.vmap(chunk, in_axes=(0, 0, None, None)), static_argnums=3)(
         carry, keys, np.int32(0), 1)
     assert _branches_with_dots(jaxpr.jaxpr) == 1
+
+
+def test_the_group_program_has_no_collective():
+    """The seeds are independent, so no device may wait for another: a busy machine once
+    starved one device long enough at the reset's all-reduce for XLA to abort the run
+    (docs/compiled_loop.md). tests/test_devices.py shows that this check sees that one."""
+    chunk, carry, keys = ddpg_group(3)
+    placement = SeedPlacement(3, jax.devices()[:2])
+    program = group_chunk(chunk, placement).lower(
+        placement.place(carry), placement.place(keys), np.int32(0), 1).compile().as_text()
+    for collective in ("all-reduce", "all-gather", "all-to-all", "collective-permute"):
+        assert collective not in program
 
 
 def test_runs_from_before_the_compiled_loop_resume_in_the_host_loop(tmp_path):

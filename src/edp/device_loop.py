@@ -125,6 +125,19 @@ def make_chunk(agent: Any, maze: maze_jax.MazeArrays, strict: bool, episode_leng
     return chunk
 
 
+def group_chunk(chunk, placement: SeedPlacement):
+    """`chunk` for the whole group, compiled: vmapped over the seeds, each device running its
+    share alone (`SeedPlacement.per_device`), the carry donated."""
+    seeds_chunk = jax.vmap(chunk, in_axes=(0, 0, None, None))
+
+    def run(carry, keys, first_episode, episodes):
+        def on_device(carry, keys, first_episode):
+            return seeds_chunk(carry, keys, first_episode, episodes)
+        return placement.per_device(on_device, shared=1)(carry, keys, first_episode)
+
+    return jax.jit(run, static_argnums=3, donate_argnums=0)
+
+
 def stack(trees: list) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
@@ -166,8 +179,7 @@ class DeviceTrainer:
                                   "metrics": stack([metrics] * len(runs)),
                                   "finite": jnp.ones(len(runs), bool)})
         chunk = make_chunk(agent, maze_jax.maze_arrays(maze_name), strict, episode_length)
-        self._chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None, None)), static_argnums=3,
-                              donate_argnums=0)
+        self._chunk = group_chunk(chunk, self.placement)
         self.episodes = 0  # finished episodes per seed
         self._resumed = False
 

@@ -17,28 +17,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-# XLA aborts a CPU program whose devices wait over 40 s for each other at a collective, which a
-# busy machine can cause (docs/compiled_loop.md, "Seeds across devices"). The seeds are
-# independent, so the wait always ends; an hour still ends a true deadlock.
-COLLECTIVE_TIMEOUT_FLAGS = ("--xla_cpu_collective_call_warn_stuck_timeout_seconds=600",
-                            "--xla_cpu_collective_call_terminate_timeout_seconds=3600")
-
 
 def expose_cpu_cores() -> None:
     """One CPU device per core this process may use, unless the user chose a count (XLA_FLAGS
-    or JAX_NUM_CPU_DEVICES) or JAX has already started (a library user's process: keep theirs).
-    With more than one, lengthen XLA's collective timeouts (above) unless the user set them."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "JAX_NUM_CPU_DEVICES" in os.environ or "xla_force_host_platform_device_count" in flags:
+    or JAX_NUM_CPU_DEVICES) or JAX has already started (a library user's process: keep theirs)."""
+    if "JAX_NUM_CPU_DEVICES" in os.environ or \
+            "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return
-    cores = len(os.sched_getaffinity(0))
     try:
-        jax.config.update("jax_num_cpu_devices", cores)
+        jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
     except RuntimeError:
-        return
-    if cores > 1:
-        extra = [f for f in COLLECTIVE_TIMEOUT_FLAGS if f.split("=")[0] not in flags]
-        os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
+        pass
 
 
 class SeedPlacement:
@@ -51,8 +40,24 @@ class SeedPlacement:
         used = min(len(devices), seeds)
         self.seeds = seeds
         self.padded = math.ceil(seeds / used) * used
-        self.sharding = NamedSharding(Mesh(np.array(devices[:used]), ("seed",)),
-                                      PartitionSpec("seed"))
+        self.mesh = Mesh(np.array(devices[:used]), ("seed",))
+        self.sharding = NamedSharding(self.mesh, PartitionSpec("seed"))
+
+    def per_device(self, fn, shared: int = 0):
+        """`fn` of stacked seeds, run by each device on its own share alone. Left to the SPMD
+        partitioner, a vmapped while loop would end on an `any` over all seeds, a collective
+        that makes the devices wait for each other (docs/compiled_loop.md); here each device
+        runs its seeds to the end without one. The last `shared` arguments are the same for
+        every seed; every result has the seed axis first."""
+
+        def run(*args):
+            in_specs = ((PartitionSpec("seed"),) * (len(args) - shared)
+                        + (PartitionSpec(),) * shared)
+            # fn never communicates, so JAX need not track which values vary across devices
+            return jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs,
+                                 out_specs=PartitionSpec("seed"), check_vma=False)(*args)
+
+        return run
 
     def place(self, tree):
         """The stacked tree (leading axis: the real seeds) padded and split across devices."""
