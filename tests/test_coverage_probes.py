@@ -84,3 +84,21 @@ def test_paper_pairs_keep_the_papers_agents_and_average_our_seeds(tmp_path):
     path = tmp_path / "paper.png"
     table.plot_against_paper(pairs, ["diayn", "edp", "random"], path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_by_agent_table_bolds_each_mazes_best_and_ranks_edp_among_those_measured():
+    table = benchmark_scripts.load("coverage/table.py")
+    values = {("square_a", "edp"): {1: 0.9, 0: 0.8},
+              ("square_a", "aps"): {0: 0.95},
+              ("square_a", "random"): {0: 0.7},
+              ("square_tree", "edp"): {0: 0.6},
+              ("square_tree", "random"): {0: 0.5}}
+    lines = table.by_agent(values, ["aps", "edp", "random"], ["square_a", "square_tree"],
+                           "edp", with_paper=True)
+    assert lines[0] == "| agent | square_a | square_tree |"
+    assert lines[2:] == ["| aps | **0.950** | - |",
+                         "| edp | 0.850 (0.99) | **0.600** (0.91) |",
+                         "| random | 0.700 | 0.500 |",
+                         "| edp rank | 2 of 3 | 1 of 2 |"]
+    plain = table.by_agent(values, ["edp"], ["square_a"], "edp", with_paper=False)
+    assert plain[2:] == ["| edp | **0.850** |", "| edp rank | 1 of 1 |"]

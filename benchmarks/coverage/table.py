@@ -6,12 +6,16 @@ results.csv and lost_runs.csv (runs made before records were kept) make one tabl
 ranked agent whether it reaches the paper's mean - 1 std and whether it is first or inside the
 95% bootstrap interval of the first's mean (the interval `edp report` gives). `--figure` draws
 our mean against the paper's value for every (agent, maze) the paper lists: a faithful baseline
-sits on the diagonal.
+sits on the diagonal. `--by-agent` turns the table round for the README's summary: one row
+per agent, one column per maze (our mean, the paper's value after it, the maze's best in bold),
+and a last row with the ranked agent's rank.
 
     python benchmarks/coverage/table.py benchmarks/coverage/results/results.csv \
         benchmarks/coverage/lost_runs.csv --agents edp random ddpg
     python benchmarks/coverage/table.py benchmarks/coverage/cpu/results/results.csv \
         benchmarks/coverage/cpu/lost_runs.csv --paper --figure benchmarks/coverage/cpu/paper.png
+    python benchmarks/coverage/table.py benchmarks/coverage/cpu/results/results.csv \
+        benchmarks/coverage/cpu/lost_runs.csv --paper --by-agent
 """
 
 from __future__ import annotations
@@ -52,11 +56,29 @@ def main() -> None:
     parser.add_argument("--rank-of", default="edp", help="agent whose rank is a column")
     parser.add_argument("--paper", action="store_true",
                         help="the paper's values beside ours, and the issue-20 target columns")
+    parser.add_argument("--by-agent", action="store_true",
+                        help="one row per agent and one column per maze (the README's summary)")
     parser.add_argument("--figure", type=Path,
                         help="PNG of our coverage against the paper's, per agent and maze")
     args = parser.parse_args()
+    values = load(args.results)
+    agents = args.agents or sorted({agent for _, agent in values})
+    mazes = [m for m in MAZE_NAMES if any((m, a) in values for a in agents)]
+    me = args.rank_of
+    if args.by_agent:
+        print("\n".join(by_agent(values, agents, mazes, me, args.paper)))
+    else:
+        print("\n".join(by_maze(values, agents, mazes, me, args.paper)))
+    if args.figure:
+        plot_against_paper(paper_pairs(values, agents), agents, args.figure)
+        print(f"figure: {args.figure}")
+
+
+def load(paths: list[Path]) -> dict[tuple[str, str], dict[int, float]]:
+    """{(maze, agent): {seed: final coverage}} from the pre-training rows; the first file
+    holding a run wins."""
     values: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
-    for path in args.results:
+    for path in paths:
         if not path.is_file():
             raise SystemExit(f"{path}: no such file (a report's results.csv)")
         with path.open() as f:
@@ -65,26 +87,63 @@ def main() -> None:
                     seeds = values[EnvId.parse(row["env"]).maze, row["agent"]]
                     seeds.setdefault(int(row["seed"]), float(row["coverage"]))
     if not values:
-        raise SystemExit(f"{', '.join(map(str, args.results))}: no pre-training coverage rows")
-    agents = args.agents or sorted({agent for _, agent in values})
-    mazes = [m for m in MAZE_NAMES if any((m, a) in values for a in agents)]
-    me = args.rank_of
-    extra = [f"{me} >= paper - std", f"{me} first or in the first's CI"] if args.paper else []
-    print(f"| maze | {' | '.join(agents)} | {me} rank | {' | '.join(extra + [''])}per seed "
-          f"({' / '.join(agents)}) |")
-    print("| --- " * (len(agents) + 3 + len(extra)) + "|")
+        raise SystemExit(f"{', '.join(map(str, paths))}: no pre-training coverage rows")
+    return values
+
+
+def by_maze(values: dict[tuple[str, str], dict[int, float]], agents: list[str],
+            mazes: list[str], me: str, with_paper: bool) -> list[str]:
+    """The study's full table: a row per maze, mean +- std per agent, `me`'s rank and targets,
+    and every seed's value."""
+    extra = [f"{me} >= paper - std", f"{me} first or in the first's CI"] if with_paper else []
+    lines = [f"| maze | {' | '.join(agents)} | {me} rank | {' | '.join(extra + [''])}per seed "
+             f"({' / '.join(agents)}) |",
+             "| --- " * (len(agents) + 3 + len(extra)) + "|"]
     for maze in mazes:
-        runs = {a: [v for _, v in sorted(values[maze, a].items())] for a in agents}
-        means = {a: np.mean(r) for a, r in runs.items() if r}
-        cells = [cell(a, maze, r, args.paper) for a, r in runs.items()]
-        order = sorted(means, key=lambda a: -means[a])
-        rank = order.index(me) + 1 if me in means else "-"
-        answers = targets(me, maze, runs, order) if args.paper else []
+        runs = seed_values(values, maze, agents)
+        cells = [cell(a, maze, r, with_paper) for a, r in runs.items()]
+        order = ranking(runs)
+        rank = order.index(me) + 1 if me in order else "-"
+        answers = targets(me, maze, runs, order) if with_paper else []
         seeds = " / ".join(" ".join(f"{v:.3f}" for v in r) for r in runs.values())
-        print(f"| {maze} | {' | '.join(cells)} | {rank} | {' | '.join(answers + [''])}{seeds} |")
-    if args.figure:
-        plot_against_paper(paper_pairs(values, agents), agents, args.figure)
-        print(f"figure: {args.figure}")
+        lines.append(f"| {maze} | {' | '.join(cells)} | {rank} | "
+                     f"{' | '.join(answers + [''])}{seeds} |")
+    return lines
+
+
+def by_agent(values: dict[tuple[str, str], dict[int, float]], agents: list[str],
+             mazes: list[str], me: str, with_paper: bool) -> list[str]:
+    """The summary: a row per agent with its mean on every maze (the paper's value after it),
+    the maze's best in bold, and a last row with `me`'s rank among the agents measured there."""
+    runs = {maze: seed_values(values, maze, agents) for maze in mazes}
+    orders = {maze: ranking(r) for maze, r in runs.items()}
+    lines = [f"| agent | {' | '.join(mazes)} |", "| --- " * (len(mazes) + 1) + "|"]
+    for agent in agents:
+        cells = []
+        for maze in mazes:
+            seeds = runs[maze][agent]
+            ours = f"{np.mean(seeds):.3f}" if seeds else "-"
+            if seeds and orders[maze][0] == agent:
+                ours = f"**{ours}**"
+            theirs = paper(agent, maze) if with_paper else None
+            cells.append(ours if theirs is None else f"{ours} ({theirs:.2f})")
+        lines.append(f"| {agent} | {' | '.join(cells)} |")
+    ranks = [f"{orders[m].index(me) + 1} of {len(orders[m])}" if me in orders[m] else "-"
+             for m in mazes]
+    lines.append(f"| {me} rank | {' | '.join(ranks)} |")
+    return lines
+
+
+def seed_values(values: dict[tuple[str, str], dict[int, float]], maze: str,
+                agents: list[str]) -> dict[str, list[float]]:
+    """Each agent's final coverage on `maze`, in seed order (empty where it has no run)."""
+    return {a: [v for _, v in sorted(values.get((maze, a), {}).items())] for a in agents}
+
+
+def ranking(runs: dict[str, list[float]]) -> list[str]:
+    """The agents with runs, best mean first."""
+    means = {a: np.mean(r) for a, r in runs.items() if r}
+    return sorted(means, key=lambda a: -means[a])
 
 
 def paper(agent: str, maze: str) -> float | None:
