@@ -73,14 +73,32 @@ def record(run: Path, root: Path, records: Path, names: tuple[str, ...],
 def check_committable(path: Path) -> None:
     """Stop before writing a record that git would not commit: a record tree under an ignored
     folder (a preset's `runs/`, say) is lost with its machine, as the first `cpu` records were."""
+    if git_ignores(path) is True:
+        raise SystemExit(f"refusing to record into {repo_relative(path)}: git ignores it, so "
+                         "the record would not be committed; choose another record tree")
+
+
+def check_ignored(path: Path) -> None:
+    """Stop before writing runs (replays, weights) where git would offer to commit them."""
+    if git_ignores(path) is False:
+        raise SystemExit(f"refusing to write runs into {repo_relative(path)}: git does not "
+                         "ignore it, so their replays and weights could be committed; choose a "
+                         "folder under a `runs/`")
+
+
+def git_ignores(path: Path) -> bool | None:
+    """Whether git ignores what is written in `path` (None outside the repository: the caller's
+    business). Asked of an entry inside it, since a pattern for folders (`runs/`) does not match
+    a folder that does not exist yet."""
     path = Path(path).resolve()
     if not path.is_relative_to(REPO):
-        return  # a record tree outside the repository is the caller's own business
-    ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", str(path)], cwd=REPO,
-                             capture_output=True)
-    if ignored.returncode == 0:
-        raise SystemExit(f"refusing to record into {path.relative_to(REPO)}: git ignores it, so "
-                         "the record would not be committed; choose another record tree")
+        return None
+    return subprocess.run(["git", "check-ignore", "-q", "--no-index", str(path / "entry")],
+                          cwd=REPO, capture_output=True).returncode == 0
+
+
+def repo_relative(path: Path) -> Path:
+    return Path(path).resolve().relative_to(REPO)
 
 
 def machine() -> str:

@@ -49,6 +49,16 @@ def test_record_refuses_an_ignored_tree_and_writes_nothing(tmp_path):
     assert json.loads((target / "result.json").read_text()) == {"coverage": 0.5}
 
 
+def test_run_roots_must_be_ignored_so_replays_and_weights_stay_out_of_commits(tmp_path):
+    harness = _harness()
+    harness.check_ignored(REPO / "benchmarks" / "urlb" / "runs" / "clip")  # under a `runs/`
+    harness.check_ignored(REPO / "benchmarks" / "fresh" / "runs")  # a `runs/` not there yet
+    harness.check_ignored(tmp_path / "runs_clip")  # outside the repository: the caller's
+    with pytest.raises(SystemExit, match="git does not ignore it") as stop:
+        harness.check_ignored(REPO / "benchmarks" / "urlb" / "runs_clip")
+    assert "benchmarks/urlb/runs_clip" in str(stop.value) and "\n" not in str(stop.value)
+
+
 def test_the_maze_probes_stop_with_one_line_on_a_path_that_is_no_run(tmp_path):
     harness = _harness()
     for path in (tmp_path / "typo", tmp_path):  # not there; there but no config.json

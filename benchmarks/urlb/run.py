@@ -37,7 +37,7 @@ from edp.envs import make_env
 from edp.report import ReportConfig, write_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import REPO, machine, record  # noqa: E402
+from harness import REPO, check_ignored, machine, record  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs"  # git-ignored; inside the repository, so a re-invocation there continues
@@ -92,18 +92,32 @@ def run_cli(args: list[str], root: Path, env: str, label: str, seed: int) -> Pat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--domain", default="urlb/walker")
-    parser.add_argument("--pretrain-frames", type=int, default=400_000)
-    parser.add_argument("--tasks", nargs="+", default=["urlb/walker_stand", "urlb/walker_run"])
-    parser.add_argument("--methods", nargs="+", default=["ddpg"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--frames", type=int, default=100_000)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--root", type=Path, default=RUNS)
-    parser.add_argument("--records", type=Path, default=RECORDS)
-    parser.add_argument("--report", type=Path, default=HERE / "results")
-    parser.add_argument("--skip-env-speed", action="store_true")
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--domain", default="urlb/walker",
+                        help="the domain EDP pre-trains on (default: %(default)s)")
+    parser.add_argument("--pretrain-frames", type=int, default=400_000,
+                        help="frames of the one EDP pre-training; its snapshot at this frame is "
+                        "what every method fine-tunes from (default: %(default)s)")
+    parser.add_argument("--tasks", nargs="+", default=["urlb/walker_stand", "urlb/walker_run"],
+                        help="downstream tasks of the domain (default: %(default)s)")
+    parser.add_argument("--methods", nargs="+", default=["ddpg"],
+                        help="`edp finetune --method` values run from the snapshot; DDPG from "
+                        "scratch always runs beside them (default: %(default)s)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1],
+                        help="fine-tuning seeds (default: %(default)s)")
+    parser.add_argument("--frames", type=int, default=100_000,
+                        help="frames of every fine-tuning run (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="runs at a time, each on one thread (default: %(default)s)")
+    parser.add_argument("--root", type=Path, default=RUNS,
+                        help="where the runs and the pre-training go, git-ignored (default: "
+                        "benchmarks/urlb/runs)")
+    parser.add_argument("--records", type=Path, default=RECORDS,
+                        help="the committed record tree (default: benchmarks/urlb/records)")
+    parser.add_argument("--report", type=Path, default=HERE / "results",
+                        help="the `edp report` directory (default: benchmarks/urlb/results)")
+    parser.add_argument("--skip-env-speed", action="store_true",
+                        help="do not measure env steps/s of every domain first")
     parser.add_argument("--finetune-args", default="",
                         help="more `edp finetune` flags for every fine-tuning run, one string "
                         "(a single flag joined with =: --finetune-args=--clip-actions); they "
@@ -119,6 +133,8 @@ def main() -> None:
     args.finetune_root = args.finetune_root or args.root
     args.root, args.finetune_root, args.records, args.report = (
         path.resolve() for path in (args.root, args.finetune_root, args.records, args.report))
+    for root in (args.root, args.finetune_root):
+        check_ignored(root)
     os.chdir(REPO)  # results.csv names the runs relative to the repository
     print("command:", shlex.join(["python", *sys.argv]))
     print("machine:", machine())
