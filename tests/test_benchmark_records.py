@@ -65,3 +65,26 @@ def test_the_maze_probes_stop_with_one_line_on_a_path_that_is_no_run(tmp_path):
         with pytest.raises(SystemExit, match="not a run directory") as stop:
             harness.load_maze_run(path)
         assert "\n" not in str(stop.value)
+
+
+def test_the_urlb_runner_continues_the_most_advanced_of_a_seeds_run_directories(tmp_path):
+    run = benchmark_scripts.load("urlb/run.py")
+    parent = tmp_path / "urlb" / "walker_stand" / "edp_from_edp"
+
+    def make(name, checkpoints=(), result=False):
+        path = parent / name
+        (path / "checkpoints").mkdir(parents=True)
+        (path / "config.json").write_text("{}")
+        for frame in checkpoints:
+            (path / "checkpoints" / str(frame)).mkdir()
+        if result:
+            (path / "result.json").write_text("{}")
+        return path
+
+    stale = make("0-000aaa")  # stopped before its first checkpoint
+    assert run.find_run(tmp_path, "urlb/walker_stand", "edp_from_edp", 0) == stale
+    resumable = make("0-fff000", checkpoints=(50000,))
+    assert run.find_run(tmp_path, "urlb/walker_stand", "edp_from_edp", 0) == resumable
+    done = make("0-bbb111", checkpoints=(50000, 100000), result=True)
+    assert run.find_run(tmp_path, "urlb/walker_stand", "edp_from_edp", 0) == done
+    assert run.find_run(tmp_path, "urlb/walker_stand", "edp_from_edp", 1) is None

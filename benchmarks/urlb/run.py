@@ -63,8 +63,16 @@ def env_speed(name: str, steps: int = 2000) -> float:
 
 
 def find_run(root: Path, env: str, label: str, seed: int) -> Path | None:
-    runs = sorted((root / env / label).glob(f"{seed}-*/config.json"))
-    return runs[0].parent if runs else None
+    """The seed's most advanced run: finished, else the latest checkpoint. A run stopped before
+    its first checkpoint leaves a directory that a re-invocation starts afresh beside (run
+    directories take a random suffix), so the fresh one must win once it has made progress."""
+    runs = [config.parent for config in sorted((root / env / label).glob(f"{seed}-*/config.json"))]
+    return max(runs, key=progress) if runs else None
+
+
+def progress(run: Path) -> tuple[bool, int]:
+    frames = [int(p.name) for p in (run / "checkpoints").glob("[0-9]*") if p.name.isdigit()]
+    return finished(run), max(frames, default=-1)
 
 
 def finished(run: Path | None) -> bool:
