@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edp import checkpoint
 from edp.envs import make_env
 from edp.report import ReportConfig, write_report
 
@@ -71,8 +72,8 @@ def find_run(root: Path, env: str, label: str, seed: int) -> Path | None:
 
 
 def progress(run: Path) -> tuple[bool, int]:
-    frames = [int(p.name) for p in (run / "checkpoints").glob("[0-9]*") if p.name.isdigit()]
-    return finished(run), max(frames, default=-1)
+    last = checkpoint.latest(run / "checkpoints")
+    return finished(run), -1 if last is None else int(last.name)
 
 
 def finished(run: Path | None) -> bool:
@@ -84,7 +85,7 @@ def run_cli(args: list[str], root: Path, env: str, label: str, seed: int) -> Pat
     existing = find_run(root, env, label, seed)
     if finished(existing):
         return existing
-    if existing is not None and any((existing / "checkpoints").glob("[0-9]*")):
+    if existing is not None and checkpoint.latest(existing / "checkpoints") is not None:
         cmd = [args[0], "--resume", str(existing)]
     else:
         cmd = [*args, "--out", os.path.relpath(root), "--seed", str(seed), "--quiet"]
