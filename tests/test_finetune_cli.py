@@ -2,12 +2,14 @@
 initialisation from a snapshot, and one-line errors for every kind of bad snapshot."""
 
 import csv
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import agent_flags
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from edp.agents import ddpg
 from edp.cli import main
 from edp.envs import make_env
 from edp.evaluate import load_latest
+from edp.finetune import iql
 from edp.finetune.config import defaults, resolve
 from edp.finetune.run import builder
 from edp.snapshot import load
@@ -108,6 +111,31 @@ def test_diffusion_method_starts_from_the_pretrained_policy(pretrained, tmp_path
     state = builder(cfg, snap)(env).init(jax.random.PRNGKey(0))
     assert all(jax.tree.leaves(jax.tree.map(np.array_equal, state.policy.params,
                                             snap.state.policy.params)))
+
+
+@pytest.mark.parametrize("method", ["edp", "idql", "dql", "qsm", "dipo"])
+def test_a_clipping_runs_critic_scores_the_executed_action(pretrained, method):
+    """With --clip-actions the replay holds only actions in [-1, 1], so every method's critic
+    scores Q(s, clip(a)) (value and action gradient): a sample beyond the bound is worth the
+    action the env executes, not the network's extrapolation (which drew EDP's walker policy
+    to Q 3x above any replay action's, benchmarks/finetune/README.md). Without the option Q
+    sees the action as it is."""
+    env = make_env("maze/square_a")
+    snap = load(pretrained["edp"], env)
+    obs = jnp.ones((4, env.observation_dim))
+    far = jnp.array([[3.0, -2.0], [1.5, 0.2], [-0.5, -7.0], [0.3, 0.4]])
+    for clip in (True, False):
+        cfg = dataclasses.replace(resolve(defaults("fast", method, None)), clip_actions=clip)
+        critic = builder(cfg, snap)(env).init(jax.random.PRNGKey(0)).critic
+        q = lambda a: iql.q_min(critic.q, obs, a, critic.q_target)
+        at_far, at_clipped = np.asarray(q(far)), np.asarray(q(jnp.clip(far, -1, 1)))
+        grad = np.asarray(jax.grad(lambda a: q(a).sum())(far))
+        if clip:
+            np.testing.assert_array_equal(at_far, at_clipped)
+            assert np.all(grad[np.abs(far) > 1] == 0) and np.all(grad[np.abs(far) < 1] != 0)
+        else:  # the inside row is the same action either way
+            assert np.all(at_far[:3] != at_clipped[:3]) and at_far[3] == at_clipped[3]
+            assert np.all(grad != 0)
 
 
 def test_zero_noise_evaluation_adds_paired_columns_and_report_reads_them(pretrained, tmp_path,

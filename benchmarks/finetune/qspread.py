@@ -7,6 +7,9 @@ the pre-trained and the fine-tuned diffusion policies (per-state std), the sprea
 critic's min-twin target Q over those actions and over uniform actions (mean per-state
 max - min), and the CEP label sharpness that spread gives: the mean max_j softmax_j(alpha Q).
 A spread of Q that is small next to 1 / alpha means near-uniform labels, hence weak guidance.
+It also gives the share of sampled actions outside the action space (any |a_i| > 1) and the
+mean Q at the clipped actions, clip(a) = what the body executes: where the replay holds only
+clipped actions (`--clip-actions`), Q beyond the bound is the network's extrapolation.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ def main() -> None:
 
     print(f"run {args.run} at frame {loaded.meta['frame']}: {args.states} replay states x "
           f"{args.samples} actions, alpha {alpha}")
-    print("| actions | solver steps | action std / state | Q mean | Q max - min / state "
-          "| label max (1/M uniform) |\n| --- | --- | --- | --- | --- | --- |")
+    print("| actions | solver steps | action std / state | outside [-1, 1] | Q mean "
+          "| Q mean at clip(a) | Q max - min / state | label max (1/M uniform) |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- |")
     sources = [(name, net, steps) for name, net in (("pre-trained", state.pretrained),
                                                     ("fine-tuned", state.policy))
                for steps in sorted({cfg.method_config().diffusion_steps, 15})]
@@ -60,8 +64,11 @@ def main() -> None:
             actions = sample_actions(net, obs, key, steps, args.samples)
         q = q_of(actions)
         label = jax.nn.softmax(alpha * q, axis=1).max(axis=1).mean()
+        outside = (jnp.abs(actions) > 1).any(axis=-1).mean()
+        q_clipped = q_of(jnp.clip(actions, -1.0, 1.0)).mean()
         print(f"| {name} | {steps or '-'} | {float(actions.std(axis=1).mean()):.3f} | "
-              f"{float(q.mean()):.2f} | {float((q.max(1) - q.min(1)).mean()):.3f} | "
+              f"{float(outside):.2f} | {float(q.mean()):.2f} | {float(q_clipped):.2f} | "
+              f"{float((q.max(1) - q.min(1)).mean()):.3f} | "
               f"{float(label):.3f} ({1 / args.samples:.3f}) |")
 
 

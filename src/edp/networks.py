@@ -193,13 +193,20 @@ class GuidanceEnergy(nn.Module):
 
 
 class TwinQ(nn.Module):
-    """Two independent ReLU MLPs Q(s, a) on concat[action, state]; returns (q1, q2)."""
+    """Two independent ReLU MLPs Q(s, a) on concat[action, state]; returns (q1, q2).
+
+    `clip_actions`: Q(s, a) = Q(s, clip(a, -1, 1)), the value of the action the env executes,
+    for runs whose replay holds only clipped actions: beyond the bound the network would
+    extrapolate from data it never saw (docs/decisions.md, --clip-actions)."""
 
     hidden_dim: int = 256
     num_layers: int = 2
+    clip_actions: bool = False
 
     @nn.compact
     def __call__(self, action: jax.Array, state: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if self.clip_actions:
+            action = jnp.clip(action, -1.0, 1.0)
         x = jnp.concatenate([action, state], axis=-1)
         hidden = [self.hidden_dim] * self.num_layers
         return MLP(hidden, 1)(x)[..., 0], MLP(hidden, 1)(x)[..., 0]

@@ -157,7 +157,7 @@ class DiffusionFinetuneAgent(Agent):
     eval_modes: tuple[str, ...] = ("zero_noise",)
 
     def __init__(self, cfg: DiffusionFinetuneConfig, pretrained_policy: TrainState, obs_dim: int,
-                 action_dim: int):
+                 action_dim: int, clip_actions: bool = False):
         cfg.check()
         policy_net = pretrained_policy.module
         if not isinstance(policy_net, ActionScoreNet):
@@ -168,6 +168,7 @@ class DiffusionFinetuneAgent(Agent):
                              f"must equal action_dim={action_dim}")
         super().__init__(cfg, obs_dim, action_dim)
         self.cfg, self.pretrained = cfg, pretrained_policy
+        self.clip_actions = clip_actions  # the run clips what the env and replay see
         self.policy_net = policy_net
         self.policy_tx = optax.adam(cfg.policy_lr)
         self._act_jit = jax.jit(self._act)
@@ -178,9 +179,7 @@ class DiffusionFinetuneAgent(Agent):
 
     def init(self, key: jax.Array) -> Any:
         """The pre-trained policy (fresh Adam state) and a fresh critic."""
-        return PolicyCriticState(policy=self.trainable_policy(),
-                                 critic=iql.init_iql(self.cfg.critic, key, self.obs_dim,
-                                                     self.action_dim))
+        return PolicyCriticState(policy=self.trainable_policy(), critic=self.fresh_critic(key))
 
     def act(self, state: Any, observation: jax.Array, key: jax.Array, step: int,
             eval_mode: bool) -> jax.Array:
@@ -215,6 +214,12 @@ class DiffusionFinetuneAgent(Agent):
             next_action = sample_actions(policy, batch["next_observation"],
                                          jax.random.fold_in(key, 0x5EED), self.cfg.diffusion_steps)
         return iql.update_iql(self.cfg.critic, critic, batch, next_action)
+
+    def fresh_critic(self, key: jax.Array) -> iql.IQLState:
+        """A fresh IQL critic; in a clipping run it scores every action at clip(a, -1, 1), the
+        action executed and stored, never at a sample beyond the bound it has no data for."""
+        return iql.init_iql(self.cfg.critic, key, self.obs_dim, self.action_dim,
+                            self.clip_actions)
 
     def trainable_policy(self) -> TrainState:
         """The pre-trained weights with a fresh optimiser state (the reference's `init_from`)."""

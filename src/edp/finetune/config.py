@@ -49,7 +49,8 @@ class FinetuneConfig(RunConfig):
     """Clip every action to [-1, 1], the range the Gaussian actor is built to emit, before the
     env and the replay see it. The reference forwards diffusion samples unclipped, and a maze
     moves as far as the action says, so a broad diffusion policy out-steps DDPG there; clipping
-    compares the methods like for like (docs/decisions.md). URLB clamps controls anyway."""
+    compares the methods like for like (docs/decisions.md). URLB clamps controls anyway. The
+    diffusion methods' critics then score clip(a) too: the action executed and stored."""
     video: bool = False
     """Render the first episode of the final evaluation to <run>/videos/<frame>.mp4 (URLB
     envs; `edp eval --video` renders any run's latest checkpoint)."""

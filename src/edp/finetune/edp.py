@@ -204,8 +204,8 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
     name = "edp"
 
     def __init__(self, cfg: EDPFinetuneConfig, pretrained_policy: TrainState, obs_dim: int,
-                 action_dim: int, q_fn: QFn | None = None):
-        super().__init__(cfg, pretrained_policy, obs_dim, action_dim)
+                 action_dim: int, clip_actions: bool = False, q_fn: QFn | None = None):
+        super().__init__(cfg, pretrained_policy, obs_dim, action_dim, clip_actions)
         self.energy_net = GuidanceEnergy(cfg.energy_hidden_dim, cfg.energy_layers)
         self.energy_tx = optax.adam(cfg.energy_lr)
         self.q_fn = q_fn
@@ -221,7 +221,7 @@ class EDPFinetuneAgent(DiffusionFinetuneAgent):
             pretrained=TrainState.from_params(self.policy_net, None, self.pretrained.params,
                                               self.pretrained.constants),
             policy=policy, energy=energy,
-            critic=iql.init_iql(self.cfg.critic, k_critic, self.obs_dim, self.action_dim))
+            critic=self.fresh_critic(k_critic))
 
     def guidance(self, energy: TrainState) -> diffusion.GuidanceFn:
         return energy_guidance(energy, self.cfg.guidance_scale)

@@ -77,13 +77,14 @@ class IQLState(struct.PyTreeNode):
     value: TrainState
 
 
-def init_iql(cfg: IQLConfig, key: jax.Array, obs_dim: int, action_dim: int) -> IQLState:
+def init_iql(cfg: IQLConfig, key: jax.Array, obs_dim: int, action_dim: int,
+             clip_actions: bool = False) -> IQLState:
     """Fresh critic (docs/method.md §3.5: nothing of it survives pre-training); target = copy of
-    q0."""
+    q0. `clip_actions`: the twin Q scores clip(a, -1, 1) (`TwinQ`)."""
     k_q, k_v = jax.random.split(key)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
     tx = optax.adam(cfg.lr)
-    q = TrainState.create(TwinQ(cfg.hidden_dim, cfg.num_layers), tx, k_q, action, obs)
+    q = TrainState.create(TwinQ(cfg.hidden_dim, cfg.num_layers, clip_actions), tx, k_q, action, obs)
     value = TrainState.create(ValueMLP(cfg.hidden_dim, cfg.num_layers), tx, k_v, obs)
     return IQLState(q=q, q_target=q.params, value=value)
 

@@ -31,16 +31,18 @@ def default_config(name: str) -> DiffusionFinetuneConfig:
 
 
 def make_method(name: str, pretrained_policy: TrainState, obs_dim: int, action_dim: int,
-                cfg: DiffusionFinetuneConfig | None = None) -> DiffusionFinetuneAgent:
+                cfg: DiffusionFinetuneConfig | None = None, clip_actions: bool = False
+                ) -> DiffusionFinetuneAgent:
     """The diffusion fine-tuning method `name` starting from `pretrained_policy` (the
-    pre-trained agent's `EDPState.policy`); `cfg` defaults to the method's default config."""
+    pre-trained agent's `EDPState.policy`); `cfg` defaults to the method's default config;
+    `clip_actions` for a run that clips its actions (its critic scores clip(a))."""
     _check_name(name)
     config_cls, agent_cls = METHOD_CLASSES[name]
     cfg = config_cls() if cfg is None else cfg
     if type(cfg) is not config_cls:
         raise ValueError(f"method {name} needs a {config_cls.__name__}, "
                          f"got {type(cfg).__name__}")
-    return agent_cls(cfg, pretrained_policy, obs_dim, action_dim)
+    return agent_cls(cfg, pretrained_policy, obs_dim, action_dim, clip_actions)
 
 
 def _check_name(name: str) -> None:

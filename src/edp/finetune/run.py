@@ -52,7 +52,7 @@ def builder(cfg: FinetuneConfig, snap: snapshots.Snapshot | None):
             return agent
         try:
             return make_method(cfg.method, snap.state.policy, env.observation_dim,
-                               env.action_dim, cfg.method_config())
+                               env.action_dim, cfg.method_config(), cfg.clip_actions)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
 
