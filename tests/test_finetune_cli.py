@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 
 import agent_flags
@@ -127,9 +128,9 @@ def test_a_clipping_runs_critic_scores_the_executed_action(pretrained, method):
     for clip in (True, False):
         cfg = dataclasses.replace(resolve(defaults("fast", method, None)), clip_actions=clip)
         critic = builder(cfg, snap)(env).init(jax.random.PRNGKey(0)).critic
-        q = lambda a: iql.q_min(critic.q, obs, a, critic.q_target)
+        q = partial(iql.q_min, critic.q, obs, params=critic.q_target)
         at_far, at_clipped = np.asarray(q(far)), np.asarray(q(jnp.clip(far, -1, 1)))
-        grad = np.asarray(jax.grad(lambda a: q(a).sum())(far))
+        grad = np.asarray(jax.grad(lambda a, q=q: q(a).sum())(far))
         if clip:
             np.testing.assert_array_equal(at_far, at_clipped)
             assert np.all(grad[np.abs(far) > 1] == 0) and np.all(grad[np.abs(far) < 1] != 0)
