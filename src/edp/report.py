@@ -524,7 +524,8 @@ def plot_finetune_curves(groups: dict[tuple[str, str], list[Evals]], out: Path,
         if len(frames):
             per_task = [_at(evals, frames, "scores") for evals in tasks]
             point, low, high = stratified_interval(iqm, (per_task,), resamples)
-            ax.plot(frames, point, label=f"{label} ({len(tasks)} tasks)", **styles[label])
+            count = f"{len(tasks)} task" + ("" if len(tasks) == 1 else "s")
+            ax.plot(frames, point, label=f"{label} ({count})", **styles[label])
             ax.fill_between(frames, low, high, alpha=0.2, color=styles[label]["color"])
     _finish(ax, "IQM over tasks with an expert score", "score (return / expert)")
     names.append("finetune_iqm.png")
