@@ -14,7 +14,9 @@ committed record tree (--records), because machines do not outlive a session; th
 drawn from the records. Re-invocable: recorded runs are skipped (and the pre-training too when
 every run that needs its snapshot is recorded), interrupted ones resume from their last
 checkpoint. `--finetune-args` adds flags to every fine-tuning run (`--clip-actions`, say): another
-study, with its own --finetune-root, --records and --report, from the same pre-training. Prints
+study, with its own --finetune-root, --records and --report, from the same pre-training;
+`--pretrain-seed` fine-tunes from another pre-training seed's snapshot (another study too), which
+measures how much a table owes to its one pre-training. Prints
 the command, the machine, env steps/s of every domain, each run's wall time and final
 evaluation, and the report.
 """
@@ -110,8 +112,16 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["urlb/walker_stand", "urlb/walker_run"],
                         help="downstream tasks of the domain (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", default=["ddpg"],
-                        help="`edp finetune --method` values run from the snapshot; DDPG from "
-                        "scratch always runs beside them (default: %(default)s)")
+                        help="`edp finetune --method` values run from the snapshot (default: "
+                        "%(default)s)")
+    parser.add_argument("--scratch", action=argparse.BooleanOptionalAction, default=True,
+                        help="DDPG from scratch on every task beside them; they do not depend "
+                        "on the snapshot, so --no-scratch when another study has them "
+                        "(default: %(default)s)")
+    parser.add_argument("--pretrain-seed", type=int, default=0,
+                        help="seed of the EDP pre-training whose snapshot every method "
+                        "fine-tunes from; another seed makes another study (its own "
+                        "--finetune-root, --records and --report) (default: %(default)s)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1],
                         help="fine-tuning seeds (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=100_000,
@@ -135,10 +145,10 @@ def main() -> None:
     parser.add_argument("--finetune-root", type=Path,
                         help="where the fine-tuning runs go (default: --root)")
     args = parser.parse_args()
-    if args.finetune_args and not (args.finetune_root and args.records != RECORDS
-                                   and args.report != HERE / "results"):
-        parser.error("--finetune-args makes another study: give it its own --finetune-root, "
-                     "--records and --report")
+    if (args.finetune_args or args.pretrain_seed) and not (
+            args.finetune_root and args.records != RECORDS and args.report != HERE / "results"):
+        parser.error("--finetune-args or --pretrain-seed makes another study: give it its own "
+                     "--finetune-root, --records and --report")
     args.finetune_root = args.finetune_root or args.root
     args.root, args.finetune_root, args.records, args.report = (
         path.resolve() for path in (args.root, args.finetune_root, args.records, args.report))
@@ -180,15 +190,16 @@ def main() -> None:
         else:
             record(run, args.finetune_root, args.records, RECORDED)
 
-    scratch = [(task, "ddpg", seed, False) for task in args.tasks for seed in args.seeds]
+    scratch = [(task, "ddpg", seed, False) for task in args.tasks for seed in args.seeds
+               if args.scratch]
     tuned = [(task, method, seed, True) for method in args.methods for task in args.tasks
              for seed in args.seeds]
     todo = [run for run in scratch + tuned if kept(*run) is None]
     print(f"{len(scratch + tuned) - len(todo)} runs recorded, {len(todo)} to run", flush=True)
     # From-scratch runs need no snapshot: they use the other workers during a pre-training.
-    scratch_first = not finished(find_run(args.root, args.domain, "edp", 0))
+    scratch_first = not finished(find_run(args.root, args.domain, "edp", args.pretrain_seed))
     with ThreadPoolExecutor(args.jobs) as pool:
-        pre = (pool.submit(run_cli, pretrain, args.root, args.domain, "edp", 0)
+        pre = (pool.submit(run_cli, pretrain, args.root, args.domain, "edp", args.pretrain_seed)
                if any(run in todo for run in tuned) else None)
         first, last = [run for run in todo if run in scratch], []
         if not scratch_first:
