@@ -5,8 +5,11 @@
 Loads the run's latest checkpoint and, on states drawn from its replay, compares the actions of
 the pre-trained and the fine-tuned diffusion policies (per-state std), the spread of the
 critic's min-twin target Q over those actions and over uniform actions (mean per-state
-max - min), and the CEP label sharpness that spread gives: the mean max_j softmax_j(alpha Q).
-A spread of Q that is small next to 1 / alpha means near-uniform labels, hence weak guidance.
+max - min), and the CEP label sharpness it gives: the mean max_j of the run's own labels
+(`cep_labels` with the run's alpha and `standardise_q`, over groups of the run's M =
+num_negatives candidates of a state). On raw Q, a spread small next to 1 / alpha means
+near-uniform labels, hence weak guidance; on standardised Q the sharpness no longer depends on
+the spread, only on alpha and M.
 It also gives the share of sampled actions outside the action space (any |a_i| > 1) and the
 mean Q at the clipped actions, clip(a) = what the body executes: where the replay holds only
 clipped actions (`--clip-actions`), Q beyond the bound is the network's extrapolation.
@@ -24,6 +27,7 @@ import numpy as np
 from edp.evaluate import load_latest
 from edp.finetune import iql
 from edp.finetune.common import sample_actions
+from edp.finetune.edp import cep_labels
 
 
 def main() -> None:
@@ -41,7 +45,11 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     obs = jnp.asarray(stored[rng.integers(0, stored.shape[0], args.states),
                              rng.integers(0, stored.shape[1], args.states)], jnp.float32)
-    alpha = getattr(cfg.method_config(), "alpha", cfg.edp.alpha)  # others: edp's
+    labelling = cfg.method_config() if cfg.method == "edp" else cfg.edp  # others: edp's
+    alpha, standardise, group = (labelling.alpha, labelling.standardise_q,
+                                 labelling.num_negatives)
+    if args.samples % group:
+        raise SystemExit(f"qspread.py: --samples must be a multiple of the run's M = {group}")
     key = jax.random.PRNGKey(args.seed)
 
     def q_of(actions):
@@ -49,9 +57,9 @@ def main() -> None:
         return iql.q_min(state.critic.q, rep, actions, state.critic.q_target)
 
     print(f"run {args.run} at frame {loaded.meta['frame']}: {args.states} replay states x "
-          f"{args.samples} actions, alpha {alpha}")
+          f"{args.samples} actions; labels alpha {alpha}, standardised Q {standardise}, M {group}")
     print("| actions | solver steps | action std / state | outside [-1, 1] | Q mean "
-          "| Q mean at clip(a) | Q max - min / state | label max (1/M uniform) |\n"
+          f"| Q mean at clip(a) | Q max - min / state | label max (uniform {1 / group:.3f}) |\n"
           "| --- | --- | --- | --- | --- | --- | --- | --- |")
     sources = [(name, net, steps) for name, net in (("pre-trained", state.pretrained),
                                                     ("fine-tuned", state.policy))
@@ -63,13 +71,13 @@ def main() -> None:
         else:
             actions = sample_actions(net, obs, key, steps, args.samples)
         q = q_of(actions)
-        label = jax.nn.softmax(alpha * q, axis=1).max(axis=1).mean()
+        label = cep_labels(q.reshape(-1, group), alpha, standardise).max(axis=1).mean()
         outside = (jnp.abs(actions) > 1).any(axis=-1).mean()
         q_clipped = q_of(jnp.clip(actions, -1.0, 1.0)).mean()
         print(f"| {name} | {steps or '-'} | {float(actions.std(axis=1).mean()):.3f} | "
               f"{float(outside):.2f} | {float(q.mean()):.2f} | {float(q_clipped):.2f} | "
               f"{float((q.max(1) - q.min(1)).mean()):.3f} | "
-              f"{float(label):.3f} ({1 / args.samples:.3f}) |")
+              f"{float(label):.3f} |")
 
 
 if __name__ == "__main__":
