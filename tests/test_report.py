@@ -226,6 +226,20 @@ def test_results_csv_names_runs_relative_to_the_working_directory(tmp_path, monk
     assert f"2 runs from runs/urlb/walker_run/edp_from_edp, {outside}." in report
 
 
+def test_a_report_of_many_run_directories_names_the_folder_they_share(tmp_path, monkeypatch):
+    """A benchmark passes its run directories one by one; the header names their folder, and
+    results.csv still lists every run."""
+    runs = [fake_finetune(tmp_path / "runs", "urlb/walker_run", "edp_from_edp", seed,
+                          [0.0, 1.0], 800.0) for seed in range(5)]
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", *map(str, runs), "--out", "report", "--bootstrap", "50"]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert ("5 runs from 5 paths under runs/urlb/walker_run/edp_from_edp (listed in "
+            "results.csv).") in report
+    with open(tmp_path / "report" / "results.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 5
+
+
 def test_report_without_runs_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "report")]) == 2
     assert capsys.readouterr().err.startswith("edp: error: no run directories under")

@@ -595,6 +595,18 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(here)) if here in path.parents else str(path)
 
 
+SOURCES_LISTED = 4  # more paths than this are named by their shared folder (results.csv lists all)
+
+
+def _sources(paths: tuple[Path, ...]) -> str:
+    """The report's sources: each path, or for many the folder they share, so the header stays
+    one readable line when a benchmark passes its run directories one by one."""
+    if len(paths) <= SOURCES_LISTED:
+        return ", ".join(map(_shown, paths))
+    shared = Path(os.path.commonpath([path.absolute() for path in paths]))
+    return f"{len(paths)} paths under {_shown(shared)} (listed in results.csv)"
+
+
 def _write_outputs(cfg: ReportConfig, runs: list[Run], out: Path) -> None:
     rows = coverage_rows(runs, cfg.bootstrap)
     with open(out / "results.csv", "w", newline="") as f:
@@ -608,7 +620,7 @@ def _write_outputs(cfg: ReportConfig, runs: list[Run], out: Path) -> None:
                              "coverage": run.coverage[-1] if run.coverage else "",
                              "score": evals.scores[-1] if evals else "",
                              "path": _shown(run.path)})
-    lines = ["# Report", "", f"{len(runs)} runs from {', '.join(map(_shown, cfg.runs))}.", ""]
+    lines = ["# Report", "", f"{len(runs)} runs from {_sources(cfg.runs)}.", ""]
     if rows:
         plot_coverage_curves(runs, out / "coverage_curves.png")
         rank = ranks(rows)
