@@ -101,6 +101,28 @@ def repo_relative(path: Path) -> Path:
     return Path(path).resolve().relative_to(REPO)
 
 
+CEP_KEYS = ("cep_label_max", "negative_q_std", "teacher_q", "negative_q")
+
+
+def cep_records(run: Path) -> list[dict]:
+    """An EDP fine-tuning run's training log lines that hold its CEP statistics (metrics.jsonl;
+    a line still being written is left out)."""
+    lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    records = [json.loads(line) for line in lines if line.endswith("\n")]
+    return [r for r in records if r["phase"] == "train" and all(k in r for k in CEP_KEYS)]
+
+
+def cep_statistics(records: list[dict]) -> dict[str, float]:
+    """Means over log lines of how sharp the CEP labels are (label_max), how much Q varies over
+    a state's negatives (q_std) and how far the teachers move in Q over them (teacher_gain);
+    nan without lines."""
+    def mean(key: str) -> float:
+        return sum(r[key] for r in records) / len(records) if records else float("nan")
+
+    return {"label_max": mean("cep_label_max"), "q_std": mean("negative_q_std"),
+            "teacher_gain": mean("teacher_q") - mean("negative_q")}
+
+
 def machine() -> str:
     """One line for a benchmark's output. It names the CPU model: the same 2-core machine kind
     has come with processors whose wall times differ by 2x, so timings are read against it."""

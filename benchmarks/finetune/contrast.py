@@ -13,25 +13,25 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import cep_records, cep_statistics  # noqa: E402
 
 
 def row(run: Path, skip: int) -> str | None:
-    if not (run / "result.json").is_file():
+    if not ((run / "result.json").is_file() and (run / "metrics.jsonl").is_file()):
         return None
-    evals = list(csv.DictReader((run / "eval.csv").open()))
-    train = [m for m in map(json.loads, (run / "metrics.jsonl").open())
-             if m.get("phase") == "train" and m["frame"] > skip and "teacher_q" in m]
+    train = [r for r in cep_records(run) if r["frame"] > skip]
     if not train:
         return None
-
-    def mean(key: str) -> float:
-        return sum(m[key] for m in train) / len(train)
-
+    with open(run / "eval.csv", newline="") as f:
+        evals = list(csv.DictReader(f))
     gain = float(evals[-1]["normalized_return"]) - float(evals[0]["normalized_return"])
-    return (f"| {run} | {gain:+.3f} | {mean('teacher_q') - mean('negative_q'):+.3f} | "
-            f"{mean('negative_q_std'):.3f} | {mean('cep_label_max'):.2f} |")
+    stats = cep_statistics(train)
+    return (f"| {run} | {gain:+.3f} | {stats['teacher_gain']:+.3f} | {stats['q_std']:.3f} | "
+            f"{stats['label_max']:.2f} |")
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
                         help="average the metrics over frames after this (default: %(default)s)")
     args = parser.parse_args()
     rows = [r for folder in args.folders for run in sorted(folder.glob("*-*"))
-            if (run / "metrics.jsonl").is_file() and (r := row(run, args.skip)) is not None]
+            if (r := row(run, args.skip)) is not None]
     if not rows:
         raise SystemExit("contrast.py: no finished EDP fine-tuning run in " +
                          ", ".join(map(str, args.folders)))

@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import REPO  # noqa: E402
+from harness import REPO, cep_records, cep_statistics  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TASK, LABEL = "urlb/walker_stand", "edp_from_edp"
@@ -137,18 +137,14 @@ def summary(name: str, seed: int, flags: list[str], run: Path | None) -> dict:
         snapshot = snapshot.parent.parent
     with open(run / "eval.csv", newline="") as f:
         evals = list(csv.DictReader(f))
-    lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
-    records = [json.loads(line) for line in lines if line.endswith("\n")]
-    train = [r for r in records if r["phase"] == "train" and "cep_label_max" in r]
+    train = cep_records(run)
     late = train[-2:]  # the last two log lines (10k frames at the default log cadence)
-    mean = lambda key: sum(r[key] for r in late) / len(late) if late else float("nan")
     row.update(status="done" if (run / "result.json").is_file() else
                f"at {int(evals[-1]['frame']) if evals else 0:,} frames",
                frames=[int(e["frame"]) for e in evals],
                sample=[float(e["normalized_return"]) for e in evals],
                zero_noise=[float(e["zero_noise_normalized_return"]) for e in evals],
-               label_max=mean("cep_label_max"), q_std=mean("negative_q_std"),
-               teacher_gain=mean("teacher_q") - mean("negative_q"),
+               **cep_statistics(late),
                fps=sum(r["fps"] for r in train) / len(train) if train else float("nan"),
                snapshot=os.path.relpath(snapshot, REPO))  # committed: no machine's path
     return row
