@@ -72,25 +72,25 @@ def _jax_move(name, positions, actions, draws, strict=False):
     return np.asarray(out)[:n]
 
 
-def _float32_midpoint_near(exact, ours, theirs):
+def _float32_midpoint_near(exact, ours, theirs, ulps):
     """Whether ours and theirs are neighbouring float32 values and exact (float64) lies within
-    four float64 ulps of the midpoint between them."""
+    `ulps` float64 ulps of the midpoint between them."""
     mid = (ours.astype(np.float64) + theirs.astype(np.float64)) / 2
     neighbours = (ours != theirs) & (np.nextafter(ours, theirs) == theirs)
-    return neighbours & (np.abs(exact - mid) <= 4 * np.spacing(np.abs(mid)))
+    return neighbours & (np.abs(exact - mid) <= ulps * np.spacing(np.abs(mid)))
 
 
 def _assert_same(ours, theirs, positions, actions, draws=None, max_rate=0.01):
     """Equal, except at a float32 midpoint of a slide or a backed-off coordinate (module
     docstring); draws are each point's repulsion draws (default: ConstantRng's 0.5)."""
     draws = np.full((len(ours), 1), 0.5) if draws is None else draws.astype(np.float64)
-    slide = positions.astype(np.float64) + actions.astype(np.float64)
-    explained = _float32_midpoint_near(slide, ours, theirs)
+    slide = positions.astype(np.float64) + actions.astype(np.float64)  # exact in float64
+    explained = _float32_midpoint_near(slide, ours, theirs, ulps=0)
     for sign in (-1.0, 1.0):  # line - sign 0.01 u, for the half-integer line nearest
         for u in draws.T:
-            shifted = ours.astype(np.float64) + sign * 0.01 * u[:, None]
-            line = np.floor(shifted) + 0.5
-            explained |= _float32_midpoint_near(line - sign * 0.01 * u[:, None], ours, theirs)
+            repulsion = sign * 0.01 * u[:, None]  # rounded in float64: a few ulps of slack
+            line = np.floor(ours + repulsion) + 0.5
+            explained |= _float32_midpoint_near(line - repulsion, ours, theirs, ulps=4)
     differ = ours != theirs
     unexplained = differ & ~explained
     assert not unexplained.any(), (positions[unexplained.any(1)][:5],
