@@ -362,8 +362,8 @@ def finetune_groups(runs: list[Run], mode: str = "sample") -> dict[tuple[str, st
     return dict(sorted(groups.items()))
 
 
-def _finals(groups: dict[tuple[str, str], list[Evals]], label: str, normalised_only: bool
-            ) -> dict[str, np.ndarray]:
+def final_scores(groups: dict[tuple[str, str], list[Evals]], label: str,
+                 normalised_only: bool = False) -> dict[str, np.ndarray]:
     """task -> final scores of the label's runs (only expert-normalised tasks if asked)."""
     return {task: np.array([e.scores[-1] for e in evals])
             for (task, name), evals in groups.items()
@@ -450,7 +450,8 @@ def _task_table(groups, cfg: ReportConfig, raw: list[str]) -> list[str]:
 
 def _aggregate_table(groups, labels: list[str], cfg: ReportConfig, raw: list[str]) -> list[str]:
     lines = ["", "## Fine-tuning: aggregates over tasks", ""]
-    rows = {label: list(_finals(groups, label, True).values()) for label in labels}
+    rows = {label: list(final_scores(groups, label, normalised_only=True).values())
+            for label in labels}
     rows = {label: finals for label, finals in rows.items() if finals}
     if not rows:
         return lines + ["No task has an expert score: aggregates over tasks need normalised "
@@ -473,8 +474,8 @@ def _improvement_table(groups, labels: list[str], cfg: ReportConfig) -> list[str
     """Rank-based, so every task counts, normalised or not."""
     ref = cfg.reference
     lines = ["", f"## Probability of improvement of {ref}", ""]
-    mine = _finals(groups, ref, False)
-    others = {label: _finals(groups, label, False) for label in labels if label != ref}
+    mine = final_scores(groups, ref)
+    others = {label: final_scores(groups, label) for label in labels if label != ref}
     shared = {label: sorted(set(mine) & set(theirs)) for label, theirs in others.items()}
     if not any(shared.values()):
         return lines + [f"Needs runs of {ref} (`--reference`) and of another method on the "
