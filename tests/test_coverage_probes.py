@@ -102,3 +102,38 @@ def test_the_by_agent_table_bolds_each_mazes_best_and_ranks_edp_among_those_meas
                          "| edp rank | 2 of 3 | 1 of 2 |"]
     plain = table.by_agent(values, ["edp"], ["square_a"], "edp", with_paper=False)
     assert plain[2:] == ["| edp | **0.850** |", "| edp rank | 1 of 1 |"]
+
+
+def test_bin_counts_gives_each_point_the_visits_of_its_bin():
+    bin_counts = benchmark_scripts.load("coverage/reward_by_time.py").bin_counts
+    maze = SimpleNamespace(bounds=(-0.5, 1.5, -0.5, 0.5))
+    visited = np.array([[-0.49, -0.49], [-0.46, -0.46], [-0.44, -0.49], [1.49, 0.49]])
+    points = np.array([[-0.455, -0.455], [-0.41, -0.5 + 1e-6], [1.46, 0.46]])
+    # bins 0.05 wide from (-0.5, -0.5): the first two visits share bin (0, 0), the third is
+    # in bin (1, 0), the last in (39, 19)
+    np.testing.assert_array_equal(bin_counts(maze, visited, points, 0.05), [2, 1, 1])
+
+
+def test_loss_in_interval_matches_the_closed_form_for_the_exact_score(monkeypatch):
+    """For data N(0, I) the VP marginals stay N(0, I), so the exact score is s(x) = -x and the
+    residual sigma s(x_t) + z = -sigma alpha x0 + alpha^2 z: its mean square is
+    sigma^2 alpha^2 |x0|^2 + D alpha^4, averaged over t uniform in the interval."""
+    import jax
+
+    import edp.score_models
+    from edp.diffusion import alpha_sigma
+
+    module = benchmark_scripts.load("coverage/reward_by_time.py")
+    monkeypatch.setattr(edp.score_models, "score_fn", lambda net, key: lambda x, t, c: -x)
+    agent = SimpleNamespace(cfg=SimpleNamespace(reward_dropout=False))
+    state = SimpleNamespace(state_model=None)
+    points = np.array([[0.0, 0.0], [1.0, -2.0], [3.0, 0.5]], np.float32)
+    for low, high in ((1e-3, 3e-3), (0.03, 0.1), (0.3, 1.0)):
+        loss = module.loss_in_interval(agent, state, points, low, high, 20_000,
+                                       jax.random.PRNGKey(0))
+        t = np.linspace(low, high, 10_001)
+        alpha, sigma = (np.asarray(v, np.float64) for v in alpha_sigma(t))
+        norm2 = np.sum(points.astype(np.float64) ** 2, axis=1)
+        expected = np.mean(sigma[None] ** 2 * alpha[None] ** 2 * norm2[:, None]
+                           + 2 * alpha[None] ** 4, axis=1)
+        np.testing.assert_allclose(loss, expected, rtol=0.03)
