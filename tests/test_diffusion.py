@@ -261,9 +261,9 @@ def expected_loss_at_time(t, lam, u_white=None):
     return np.sum(sigma**2 * alpha**2 * u_white**2 / d**2 + (alpha**2 * lam / d) ** 2, axis=-1)
 
 
-def average_over_train_times(f):
-    t = np.linspace(D.T_MIN_TRAIN, 1.0, 200_001)
-    return np.trapezoid(f(t), t) / (1.0 - D.T_MIN_TRAIN)
+def average_over_train_times(f, t_max=1.0):
+    t = np.linspace(D.T_MIN_TRAIN, t_max, 200_001)
+    return np.trapezoid(f(t), t) / (t_max - D.T_MIN_TRAIN)
 
 
 def test_dsm_loss_with_exact_score_matches_its_analytic_expectation():
@@ -529,3 +529,28 @@ def test_stratified_estimator_is_unbiased_and_ranks_states_with_less_noise():
     strata = np.floor((np.asarray(t) - D.T_MIN_TRAIN) / (1 - D.T_MIN_TRAIN) * 5)
     assert sorted(strata) == [0, 1, 2, 3, 4]
     np.testing.assert_array_equal(np.asarray(z[3:]), -np.asarray(z[:2]))  # z2 unpaired
+
+
+def test_reward_times_up_to_t_max_estimate_the_loss_over_those_times_only():
+    """EDP's reward_t_max option: both estimators average the loss over U(1e-3, t_max), which
+    for a point off the data differs from the paper's average over U(1e-3, 1)."""
+    lam, vecs = np.linalg.eigh(SIGMA)
+    score = gaussian_score(MU, SIGMA)
+    point = MU + 1.5 * vecs[:, 0]
+    u_white = ((point - MU) @ vecs)[None]
+    reps, k, t_max = 400, 16, 0.1
+    points = jnp.repeat(jnp.asarray(point[None], jnp.float32), reps, 0)
+    expected = average_over_train_times(
+        lambda t: expected_loss_at_time(t, lam, u_white), t_max)
+    paper = average_over_train_times(lambda t: expected_loss_at_time(t, lam, u_white))
+    for stratified in (False, True):
+        fn = jax.vmap(lambda key, s=stratified: D.dsm_loss_per_sample(
+            score, points[:1], key, num_draws=k, stratified=s, t_max=t_max))
+        est = np.asarray(jax.jit(fn)(jax.random.split(jax.random.key(4), reps)))[:, 0]
+        assert abs(est.mean() - expected) < 4 * est.std() / np.sqrt(reps), (est.mean(), expected)
+        assert abs(est.mean() - paper) > 8 * est.std() / np.sqrt(reps)
+    t = D.sample_train_times(jax.random.key(0), (10_000,), t_max)
+    assert D.T_MIN_TRAIN <= float(t.min()) and float(t.max()) <= t_max
+    t, _ = D._stratified_draws(jax.random.key(0), jax.random.key(1), 4, 2, jnp.float32, t_max)
+    strata = np.floor((np.asarray(t) - D.T_MIN_TRAIN) / (t_max - D.T_MIN_TRAIN) * 4)
+    assert sorted(strata) == [0, 1, 2, 3]

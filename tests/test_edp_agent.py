@@ -97,6 +97,9 @@ def test_policy_can_be_left_untrained_and_bad_values_are_rejected():
                                             state1.policy.params)))
     with pytest.raises(ValueError, match="edp reward_samples=0: must be >= 1"):
         EDPAgent(EDPConfig(reward_samples=0), BACKBONE, 2, 2)
+    for t_max in (0.001, 1.5):  # the reward's times must lie in (T_MIN_TRAIN, 1]
+        with pytest.raises(ValueError, match=rf"edp reward_t_max={t_max}: must be in \(0.001, 1\]"):
+            EDPAgent(EDPConfig(reward_t_max=t_max), BACKBONE, 2, 2)
 
 
 def test_reward_options_change_what_is_rewarded_and_how():
@@ -133,3 +136,12 @@ def test_reward_options_change_what_is_rewarded_and_how():
         eval_mode = diffusion.dsm_loss_per_sample(fn, obs, k_draw, num_draws=8, stratified=True)
         ours = agent.raw_reward(model, obs, jax.random.PRNGKey(9))
         assert np.allclose(ours, eval_mode, rtol=1e-5) is not dropout
+
+    cfg = EDPConfig(**{**SMALL.__dict__, "reward_dropout": False, "reward_t_max": 0.05})
+    agent = EDPAgent(cfg, BACKBONE, 2, 2)
+    model = agent.init(jax.random.PRNGKey(0)).state_model
+    k_draw = jax.random.split(jax.random.PRNGKey(9))[0]
+    early = diffusion.dsm_loss_per_sample(score_fn(model, None), obs, k_draw, num_draws=8,
+                                          t_max=0.05)
+    np.testing.assert_allclose(agent.raw_reward(model, obs, jax.random.PRNGKey(9)), early,
+                               rtol=1e-5)

@@ -56,6 +56,10 @@ class EDPConfig:
     reward_on: Literal["observation", "next_observation"] = "observation"
     """Which state of a sampled transition is rewarded: its own (the reference) or the n-step
     next state it leads to (beyond the paper)."""
+    reward_t_max: float = 1.0
+    """Beyond the paper: draw the reward's diffusion times from U(1e-3, reward_t_max) instead
+    of U(1e-3, 1), so that the reward weighs only the noise scales at which the state model's
+    loss tells crowded places from sparse ones (docs/method.md §5.3); 1 is the paper's."""
     score_lr: float = 1e-4
     """Adam learning rate of both score networks."""
     diffusion_scale: float = 1.0
@@ -69,6 +73,8 @@ class EDPConfig:
                  ("score_blocks", self.score_blocks >= 0, ">= 0"),
                  ("score_time_dim", self.score_time_dim >= 1, ">= 1"),
                  ("score_dropout", 0 <= self.score_dropout < 1, "in [0, 1)"),
+                 ("reward_t_max", diffusion.T_MIN_TRAIN < self.reward_t_max <= 1,
+                  f"in ({diffusion.T_MIN_TRAIN:g}, 1]"),
                  ("score_lr", self.score_lr > 0, "> 0"),
                  ("diffusion_scale", self.diffusion_scale > 0, "> 0")]
         check_fields("edp", self, rules)
@@ -141,7 +147,8 @@ class EDPAgent(IntrinsicAgent):
         k_draw, k_drop = jax.random.split(key)
         fn = score_fn(state_model, k_drop if self.cfg.reward_dropout else None)
         return diffusion.dsm_loss_per_sample(fn, obs, k_draw, num_draws=self.cfg.reward_samples,
-                                             stratified=self.cfg.reward_estimator == "stratified")
+                                             stratified=self.cfg.reward_estimator == "stratified",
+                                             t_max=self.cfg.reward_t_max)
 
     def _intrinsic_reward(self, state: EDPState, obs: jax.Array, key: jax.Array) -> jax.Array:
         """Reward of states under the current model and running std (no statistics update);
