@@ -55,21 +55,16 @@ def loss_in_interval(agent, state, points: np.ndarray, low: float, high: float, 
     """Per point, the mean denoising loss over `draws` (t ~ U(low, high), z ~ N(0, I)) draws,
     with dropout as the reward uses it."""
     import jax
-    import jax.numpy as jnp
 
     from edp import diffusion
     from edp.score_models import score_fn
 
     @jax.jit
     def one(x0, key):
-        k_t, k_z, k_drop = jax.random.split(key, 3)
+        k_loss, k_drop = jax.random.split(key)
         fn = score_fn(state.state_model, k_drop if agent.cfg.reward_dropout else None)
-        x = jnp.repeat(x0, draws, axis=0)
-        t = jax.random.uniform(k_t, (x.shape[0],), minval=low, maxval=high)
-        z = jax.random.normal(k_z, x.shape)
-        sigma = diffusion.alpha_sigma(t)[1]
-        residual = sigma[:, None] * fn(diffusion.perturb(x, t, z), t, None) + z
-        return jnp.sum(residual**2, axis=-1).reshape(x0.shape[0], draws).mean(axis=-1)
+        return diffusion.dsm_loss_per_sample(fn, x0, k_loss, num_draws=draws, t_min=low,
+                                             t_max=high)
 
     chunk = 1024
     keys = jax.random.split(key, -(-len(points) // chunk))

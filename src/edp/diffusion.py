@@ -59,11 +59,12 @@ def inverse_lambda(lam: jax.Array) -> jax.Array:
     return tmp / (jnp.sqrt(BETA_0**2 + tmp) + BETA_0) / (BETA_1 - BETA_0)
 
 
-def sample_train_times(key: jax.Array, shape: tuple[int, ...], t_max: float = 1.0
-                       ) -> jax.Array:
-    """t ~ U(T_MIN_TRAIN, t_max); t_max = 1 is the training-time distribution of every
-    diffusion loss (a smaller t_max is EDP's `reward_t_max` option, docs/method.md §5.3)."""
-    return jax.random.uniform(key, shape, minval=T_MIN_TRAIN, maxval=t_max)
+def sample_train_times(key: jax.Array, shape: tuple[int, ...], t_max: float = 1.0,
+                       t_min: float = T_MIN_TRAIN) -> jax.Array:
+    """t ~ U(t_min, t_max); U(T_MIN_TRAIN, 1) is the training-time distribution of every
+    diffusion loss (a smaller t_max is EDP's `reward_t_max` option, docs/method.md §5.3; other
+    ranges are for probes of the loss by time)."""
+    return jax.random.uniform(key, shape, minval=t_min, maxval=t_max)
 
 
 def perturb(x0: jax.Array, t: jax.Array, noise: jax.Array) -> jax.Array:
@@ -74,11 +75,12 @@ def perturb(x0: jax.Array, t: jax.Array, noise: jax.Array) -> jax.Array:
 
 def dsm_loss_per_sample(score_fn: ScoreFn, x0: jax.Array, key: jax.Array,
                         cond: jax.Array | None = None, num_draws: int = 1,
-                        stratified: bool = False, t_max: float = 1.0) -> jax.Array:
+                        stratified: bool = False, t_max: float = 1.0,
+                        t_min: float = T_MIN_TRAIN) -> jax.Array:
     """Per-sample DSM loss ||sigma_t s(x_t, t, cond) + z||^2 (summed over dims), shape (B,).
 
-    x0 is (B, D), cond (B, C) or None; t ~ U(1e-3, t_max) and z ~ N(0, I) are drawn per
-    sample (t_max < 1 only in EDP's `reward_t_max` option, beyond the paper).
+    x0 is (B, D), cond (B, C) or None; t ~ U(t_min, t_max) and z ~ N(0, I) are drawn per
+    sample (U(1e-3, 1) but for EDP's `reward_t_max` option, beyond the paper, and probes).
 
     With `num_draws` = K > 1 each sample gets K independent (t, z) draws, averaged: the
     Monte-Carlo intrinsic reward of docs/method.md §5.3. The K draws are one batched network
@@ -99,10 +101,11 @@ def dsm_loss_per_sample(score_fn: ScoreFn, x0: jax.Array, key: jax.Array,
         cond = None if cond is None else jnp.repeat(cond, num_draws, axis=0)
     key_t, key_z = jax.random.split(key)
     if stratified:
-        t, z = _stratified_draws(key_t, key_z, num_draws, x0.shape[-1], x0.dtype, t_max)
+        t, z = _stratified_draws(key_t, key_z, num_draws, x0.shape[-1], x0.dtype, t_max,
+                                 t_min)
         t, z = jnp.tile(t, batch), jnp.tile(z, (batch, 1))  # row b*K + k gets draw k
     else:
-        t = sample_train_times(key_t, (x0.shape[0],), t_max)
+        t = sample_train_times(key_t, (x0.shape[0],), t_max, t_min)
         z = jax.random.normal(key_z, x0.shape, x0.dtype)
     sigma = alpha_sigma(t)[1]
     residual = sigma[:, None] * score_fn(perturb(x0, t, z), t, cond) + z
@@ -110,12 +113,13 @@ def dsm_loss_per_sample(score_fn: ScoreFn, x0: jax.Array, key: jax.Array,
 
 
 def _stratified_draws(key_t: jax.Array, key_z: jax.Array, num_draws: int, dim: int, dtype,
-                      t_max: float = 1.0) -> tuple[jax.Array, jax.Array]:
-    """K times, one uniform in each of K equal strata of [T_MIN_TRAIN, t_max] (in shuffled
+                      t_max: float = 1.0, t_min: float = T_MIN_TRAIN
+                      ) -> tuple[jax.Array, jax.Array]:
+    """K times, one uniform in each of K equal strata of [t_min, t_max] (in shuffled
     order), and K noises in antithetic pairs (an odd K leaves the last one unpaired)."""
     k_offset, k_order = jax.random.split(key_t)
     strata = (jnp.arange(num_draws) + jax.random.uniform(k_offset, (num_draws,))) / num_draws
-    t = T_MIN_TRAIN + (t_max - T_MIN_TRAIN) * jax.random.permutation(k_order, strata)
+    t = t_min + (t_max - t_min) * jax.random.permutation(k_order, strata)
     half = jax.random.normal(key_z, ((num_draws + 1) // 2, dim), dtype)
     z = jnp.concatenate([half, -half])[:num_draws]
     return t, z
