@@ -143,6 +143,31 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def replay_states(arrays):
+    """The (N, 2) states of a loaded maze run's replay, its filled episodes only."""
+    replay = arrays["replay"]
+    return replay["observation"][:int(replay["num_episodes"])].reshape(-1, 2)
+
+
+def visit_grid(maze, visited, width: float):
+    """Visit counts on a grid of bins `width` wide over the maze's bounding box, and a function
+    that gives any points' bin indices on it (clamped to the grid), for the probes that rank
+    places by how often the agent went there (edp.coverage keeps the metric's own grid)."""
+    import numpy as np
+
+    x_min, x_max, y_min, y_max = maze.bounds
+    shape = (round((x_max - x_min) / width), round((y_max - y_min) / width))
+
+    def index(points):
+        points = np.asarray(points).reshape(-1, 2)
+        return (np.clip(((points[:, 0] - x_min) / width).astype(int), 0, shape[0] - 1),
+                np.clip(((points[:, 1] - y_min) / width).astype(int), 0, shape[1] - 1))
+
+    counts = np.zeros(shape, np.int64)
+    np.add.at(counts, index(visited), 1)
+    return counts, index
+
+
 def maze_bins(maze, width: float, shape: tuple[int, int]):
     """The centres (N, 2) of a grid of `shape` bins of `width` over the maze's bounding box, in
     the row-major order of `counts.ravel()`, and which of them lie in a maze cell."""

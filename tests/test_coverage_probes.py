@@ -104,14 +104,18 @@ def test_the_by_agent_table_bolds_each_mazes_best_and_ranks_edp_among_those_meas
     assert plain[2:] == ["| edp | **0.850** |", "| edp rank | 1 of 1 |"]
 
 
-def test_bin_counts_gives_each_point_the_visits_of_its_bin():
-    bin_counts = benchmark_scripts.load("coverage/reward_by_time.py").bin_counts
+def test_visit_grid_counts_each_bin_and_indexes_any_point():
+    visit_grid = benchmark_scripts.load("harness.py").visit_grid
     maze = SimpleNamespace(bounds=(-0.5, 1.5, -0.5, 0.5))
     visited = np.array([[-0.49, -0.49], [-0.46, -0.46], [-0.44, -0.49], [1.49, 0.49]])
-    points = np.array([[-0.455, -0.455], [-0.41, -0.5 + 1e-6], [1.46, 0.46]])
+    counts, index = visit_grid(maze, visited, 0.05)
     # bins 0.05 wide from (-0.5, -0.5): the first two visits share bin (0, 0), the third is
-    # in bin (1, 0), the last in (39, 19)
-    np.testing.assert_array_equal(bin_counts(maze, visited, points, 0.05), [2, 1, 1])
+    # in bin (1, 0), the last in (39, 19); a point of an unvisited bin gets 0, one outside the
+    # box the border bin's count
+    assert counts.shape == (40, 20) and counts.sum() == 4
+    points = np.array([[-0.455, -0.455], [-0.41, -0.5 + 1e-6], [1.46, 0.46], [0.5, 0.0],
+                       [1.7, 0.6]])
+    np.testing.assert_array_equal(counts[index(points)], [2, 1, 1, 0, 1])
 
 
 def test_loss_in_interval_matches_the_closed_form_for_the_exact_score(monkeypatch):

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import REPO, Results, load_maze_run, maze_bins  # noqa: E402
+from harness import REPO, Results, load_maze_run, maze_bins, replay_states, visit_grid  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = Results(HERE / "reward_signal.jsonl")
@@ -36,15 +36,10 @@ def measure(run: Path, bin_width: float, points_per_bin: int, estimates: int) ->
     from edp.train import reward_draws
 
     cfg, maze, agent, state, meta, arrays = load_maze_run(run)
-    visited = arrays["replay"]["observation"].reshape(-1, 2)
+    visited = replay_states(arrays)
 
-    x_min, x_max, y_min, y_max = maze.bounds
-    nx, ny = round((x_max - x_min) / bin_width), round((y_max - y_min) / bin_width)
-    ix = np.clip(((visited[:, 0] - x_min) / bin_width).astype(int), 0, nx - 1)
-    iy = np.clip(((visited[:, 1] - y_min) / bin_width).astype(int), 0, ny - 1)
-    counts = np.zeros((nx, ny), np.int64)
-    np.add.at(counts, (ix, iy), 1)
-    centres, keep = maze_bins(maze, bin_width, (nx, ny))
+    counts, _ = visit_grid(maze, visited, bin_width)
+    centres, keep = maze_bins(maze, bin_width, counts.shape)
     bins = np.flatnonzero(keep)
     rng = np.random.default_rng(0)
     points = (np.repeat(centres[bins] - bin_width / 2, points_per_bin, 0)

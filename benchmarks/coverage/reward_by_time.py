@@ -33,21 +33,11 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
-from harness import load_maze_run  # noqa: E402
+from harness import load_maze_run, replay_states, visit_grid  # noqa: E402
 from wall_reward import wall_distance  # noqa: E402
 
 EDGES = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 WALL, OPEN = 0.01, 0.1  # crowded band: within WALL of a wall; open space: OPEN or further
-
-
-def bin_counts(maze, visited: np.ndarray, points: np.ndarray, width: float) -> np.ndarray:
-    """Visit count of each point's bin on a grid of `width` from the maze's lower-left corner."""
-    x_min, _, y_min, _ = maze.bounds
-    key = lambda p: (np.floor((p[:, 0] - x_min) / width).astype(np.int64) * 1_000_003  # noqa: E731
-                     + np.floor((p[:, 1] - y_min) / width).astype(np.int64))
-    bins, counts = np.unique(key(visited), return_counts=True)
-    where = np.searchsorted(bins, key(points))
-    return counts[np.clip(where, 0, len(bins) - 1)]
 
 
 def loss_in_interval(agent, state, points: np.ndarray, low: float, high: float, draws: int,
@@ -87,11 +77,11 @@ def main() -> None:
         raise SystemExit(f"{args.run} is a {cfg.agent} run: this probes EDP's state model")
     if "replay" not in arrays:
         raise SystemExit(f"{args.run}'s last checkpoint has no replay")
-    episodes = int(arrays["replay"]["num_episodes"])
-    visited = arrays["replay"]["observation"][:episodes].reshape(-1, 2)
+    visited = replay_states(arrays)
     rng = np.random.default_rng(0)
     points = visited[rng.integers(len(visited), size=args.states)].astype(np.float32)
-    count = bin_counts(maze, visited, points, args.bin)
+    counts, index = visit_grid(maze, visited, args.bin)
+    count = counts[index(points)]
     near = wall_distance(maze, points)
     band, open_ = near < WALL, near >= OPEN
     from edp.diffusion import T_MIN_TRAIN, alpha_sigma
