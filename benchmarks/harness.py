@@ -143,10 +143,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def replay_states(arrays):
-    """The (N, 2) states of a loaded maze run's replay, its filled episodes only."""
+def replay_episodes(arrays):
+    """The observations (episodes, steps, dim) of a loaded run's replay, its filled episodes
+    only (the slots past them are empty)."""
     replay = arrays["replay"]
-    return replay["observation"][:int(replay["num_episodes"])].reshape(-1, 2)
+    return replay["observation"][:int(replay["num_episodes"])]
 
 
 def visit_grid(maze, visited, width: float):

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import REPO, Results, load_maze_run, maze_bins, replay_states, visit_grid  # noqa: E402
+from harness import REPO, Results, load_maze_run, maze_bins, replay_episodes, visit_grid  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = Results(HERE / "reward_signal.jsonl")
@@ -36,7 +36,7 @@ def measure(run: Path, bin_width: float, points_per_bin: int, estimates: int) ->
     from edp.train import reward_draws
 
     cfg, maze, agent, state, meta, arrays = load_maze_run(run)
-    visited = replay_states(arrays)
+    visited = replay_episodes(arrays).reshape(-1, 2)
 
     counts, _ = visit_grid(maze, visited, bin_width)
     centres, keep = maze_bins(maze, bin_width, counts.shape)

@@ -33,7 +33,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
-from harness import load_maze_run, replay_states, visit_grid  # noqa: E402
+from harness import load_maze_run, replay_episodes, visit_grid  # noqa: E402
 from wall_reward import wall_distance  # noqa: E402
 
 EDGES = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
@@ -77,7 +77,7 @@ def main() -> None:
         raise SystemExit(f"{args.run} is a {cfg.agent} run: this probes EDP's state model")
     if "replay" not in arrays:
         raise SystemExit(f"{args.run}'s last checkpoint has no replay")
-    visited = replay_states(arrays)
+    visited = replay_episodes(arrays).reshape(-1, 2)
     rng = np.random.default_rng(0)
     points = visited[rng.integers(len(visited), size=args.states)].astype(np.float32)
     counts, index = visit_grid(maze, visited, args.bin)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import load_maze_run  # noqa: E402
+from harness import load_maze_run, replay_episodes  # noqa: E402
 
 
 def spread(first: np.ndarray, second: np.ndarray) -> dict[str, float]:
@@ -45,8 +45,8 @@ def run_terms(run: Path, batches: int) -> tuple[str, int, dict[str, dict[str, fl
     if not agent.reward_map:
         raise SystemExit(f"{run} is a {cfg.agent} run: {cfg.agent} has no reward of a state")
     replay = arrays["replay"]
-    episodes = int(replay["num_episodes"])
-    observation = replay["observation"][:episodes]
+    observation = replay_episodes(arrays)
+    episodes = len(observation)
     meta = replay.get("steps/meta")
     rng = np.random.default_rng(cfg.seed)
     keys = iter(jax.random.split(jax.random.PRNGKey(cfg.seed), 2 * batches))

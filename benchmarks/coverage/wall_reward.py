@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import load_maze_run  # noqa: E402
+from harness import load_maze_run, replay_episodes  # noqa: E402
 
 BANDS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, np.inf)
 OPEN = 0.1  # the summary line's open space: this far or further from every wall
@@ -66,7 +66,7 @@ def main() -> None:
     in_box = lambda p: ((p[:, 0] > x_min) & (p[:, 0] < x_max)  # noqa: E731
                         & (p[:, 1] > y_min) & (p[:, 1] < y_max))
     rng = np.random.default_rng(0)
-    observations = arrays["replay"]["observation"][:int(arrays["replay"]["num_episodes"])]
+    observations = replay_episodes(arrays)
     everything = observations.reshape(-1, 2)
     sample = everything[rng.integers(len(everything), size=args.states)].astype(np.float32)
     sample_reward = reward_draws(agent, state, sample, cfg.seed, args.estimates).mean(0)
