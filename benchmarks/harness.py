@@ -185,7 +185,8 @@ def maze_bins(maze, width: float, shape: tuple[int, int]):
 def load_maze_run(run: Path):
     """A maze run's trained agent from its last checkpoint, for the probes that query its
     networks: (config, maze, agent, agent state, checkpoint meta, checkpoint arrays with the
-    replay). Stops with one line when the run has no loadable checkpoint."""
+    replay). Stops with one line when the run has no loadable checkpoint or its last checkpoint
+    keeps no replay (every probe reads the visited states)."""
     import jax
 
     from edp import checkpoint
@@ -207,6 +208,8 @@ def load_maze_run(run: Path):
         state, meta, arrays = checkpoint.load(last, agent.init(jax.random.PRNGKey(0)))
     except checkpoint.CheckpointError as exc:  # a record keeps no weights, say
         raise SystemExit(f"{run}: {exc}") from None
+    if "replay" not in arrays:
+        raise SystemExit(f"{run}'s last checkpoint has no replay")
     return cfg, get_maze(EnvId.parse(cfg.env).maze), agent, state, meta, arrays
 
 

@@ -67,6 +67,22 @@ def test_the_maze_probes_stop_with_one_line_on_a_path_that_is_no_run(tmp_path):
         assert "\n" not in str(stop.value)
 
 
+def test_the_maze_probes_stop_with_one_line_on_a_checkpoint_without_a_replay(tmp_path):
+    import jax
+
+    from edp import checkpoint, rundir
+    from edp.agents.registry import make_agent
+    from edp.config import PretrainConfig, resolve
+
+    cfg = resolve(PretrainConfig(env="maze/square_a", agent="edp"))
+    rundir.write_config(tmp_path, cfg)
+    state = make_agent(cfg, 2, 2).init(jax.random.PRNGKey(0))
+    checkpoint.save(tmp_path / "checkpoints" / "1000", state, {"frame": 1000})  # weights only
+    with pytest.raises(SystemExit, match="last checkpoint has no replay") as stop:
+        _harness().load_maze_run(tmp_path)
+    assert "\n" not in str(stop.value)
+
+
 def test_the_urlb_runner_continues_the_most_advanced_of_a_seeds_run_directories(tmp_path):
     run = benchmark_scripts.load("urlb/run.py")
     parent = tmp_path / "urlb" / "walker_stand" / "edp_from_edp"

@@ -75,8 +75,6 @@ def main() -> None:
     cfg, maze, agent, state, meta, arrays = load_maze_run(args.run)
     if cfg.agent != "edp":
         raise SystemExit(f"{args.run} is a {cfg.agent} run: this probes EDP's state model")
-    if "replay" not in arrays:
-        raise SystemExit(f"{args.run}'s last checkpoint has no replay")
     visited = replay_episodes(arrays).reshape(-1, 2)
     rng = np.random.default_rng(0)
     points = visited[rng.integers(len(visited), size=args.states)].astype(np.float32)

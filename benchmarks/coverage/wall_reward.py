@@ -60,8 +60,6 @@ def main() -> None:
     if not agent.reward_map:
         raise SystemExit(f"{args.run} is a {cfg.agent} run: {cfg.agent} has no reward of a state "
                          "to probe")
-    if "replay" not in arrays:
-        raise SystemExit(f"{args.run}'s last checkpoint has no replay")
     x_min, x_max, y_min, y_max = args.box
     in_box = lambda p: ((p[:, 0] > x_min) & (p[:, 0] < x_max)  # noqa: E731
                         & (p[:, 1] > y_min) & (p[:, 1] < y_max))
