@@ -88,6 +88,14 @@ def test_fast_edp_takes_the_measured_options_and_paper_keeps_the_reference():
     assert (paper.alpha, paper.standardise_q, paper.anchor_ema) == (3.0, False, 0.0)
 
 
+def test_fast_diffusion_methods_update_every_env_step_as_the_reference():
+    """The measured cadence (docs/decisions.md): smaller nets than `paper`, not fewer updates."""
+    for method in ("edp", "idql", "dql", "qsm", "dipo"):
+        fast, paper = defaults("fast", method, None), defaults("paper", method, None)
+        assert getattr(fast, method).update_every == getattr(paper, method).update_every == 1
+        assert getattr(fast, method).batch_size < getattr(paper, method).batch_size
+
+
 def test_cpu_preset_finetunes_like_fast_on_a_wider_backbone_updated_every_step():
     import dataclasses
 

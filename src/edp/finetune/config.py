@@ -119,13 +119,14 @@ def defaults(preset: str, method: str, snapshot_ddpg: DDPGConfig | None) -> Fine
 
 def _fast_diffusion(base: FinetuneConfig) -> dict:
     """Diffusion methods sized for a 2-core CPU: sampling chains dominate their cost, so fewer
-    solver steps and negatives, smaller batches and critics, one update every 2 env steps. EDP's
-    CEP labels use Q standardised per state with alpha 10: on walker_stand (3 seeds) that gained
-    1.8x what the reference's alpha 3 on raw Q did; and its teachers' prior follows the
-    fine-tuned policy (anchor_ema 1/5000), ahead of the fixed prior on each of 3 seeds
-    (docs/decisions.md, fine-tuning)."""
+    solver steps and negatives, smaller batches and critics. They keep the reference's one
+    update every env step: at one every 2, EDP gained less on walker from both snapshots
+    measured (docs/decisions.md, fine-tuning). EDP's CEP labels use Q standardised per state
+    with alpha 10: on walker_stand (3 seeds) that gained 1.8x what the reference's alpha 3 on
+    raw Q did; and its teachers' prior follows the fine-tuned policy (anchor_ema 1/5000), ahead
+    of the fixed prior on each of 3 seeds."""
     replace = dataclasses.replace
-    common = dict(batch_size=128, diffusion_steps=5, update_every=2)
+    common = dict(batch_size=128, diffusion_steps=5)
     critic = replace(base.edp.critic, hidden_dim=128)
     return {
         "edp": replace(base.edp, **common, critic=critic, num_negatives=8, energy_hidden_dim=64,
