@@ -20,6 +20,7 @@ from edp.envs import make_env
 from edp.evaluate import load_latest
 from edp.finetune import iql
 from edp.finetune.config import defaults, resolve
+from edp.finetune.methods import DIFFUSION_METHODS
 from edp.finetune.run import builder
 from edp.snapshot import load
 
@@ -88,12 +89,12 @@ def test_fast_edp_takes_the_measured_options_and_paper_keeps_the_reference():
     assert (paper.alpha, paper.standardise_q, paper.anchor_ema) == (3.0, False, 0.0)
 
 
-def test_fast_diffusion_methods_update_every_env_step_as_the_reference():
+@pytest.mark.parametrize("method", DIFFUSION_METHODS)
+def test_fast_diffusion_methods_update_every_env_step_as_the_reference(method):
     """The measured cadence (docs/decisions.md): smaller nets than `paper`, not fewer updates."""
-    for method in ("edp", "idql", "dql", "qsm", "dipo"):
-        fast, paper = defaults("fast", method, None), defaults("paper", method, None)
-        assert getattr(fast, method).update_every == getattr(paper, method).update_every == 1
-        assert getattr(fast, method).batch_size < getattr(paper, method).batch_size
+    fast, paper = defaults("fast", method, None), defaults("paper", method, None)
+    assert getattr(fast, method).update_every == getattr(paper, method).update_every == 1
+    assert getattr(fast, method).batch_size < getattr(paper, method).batch_size
 
 
 def test_cpu_preset_finetunes_like_fast_on_a_wider_backbone_updated_every_step():
